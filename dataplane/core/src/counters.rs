@@ -1,0 +1,241 @@
+//! Drop reasons and per-worker counters.
+//!
+//! Nothing on the fast path logs: every packet the pipeline does not deliver ends with a
+//! [`DropReason`], counted in the worker's [`Counters`], and every noteworthy non-drop event
+//! (a reply sent by a local responder, a MAC learned) has an [`Event`] counter. Counters are plain
+//! `u64`s owned by one worker; the I/O layer publishes copies for `weft stats`.
+
+macro_rules! named_enum {
+    (
+        $(#[$m:meta])*
+        pub enum $name:ident { $( $(#[doc = $doc:literal])* $var:ident => $s:literal, )* }
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum $name { $( $(#[doc = $doc])* $var, )* }
+
+        impl $name {
+            /// Every value, in declaration order (the order of the counter array).
+            pub const ALL: &'static [$name] = &[$($name::$var,)*];
+            /// Number of values.
+            pub const COUNT: usize = [$($name::$var,)*].len();
+
+            /// The stable snake_case name used in `weft stats` and in metrics.
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$var => $s,)* }
+            }
+
+            /// One line saying what the value means (its doc comment).
+            pub const fn description(self) -> &'static str {
+                match self { $($name::$var => concat!($($doc,)*),)* }
+            }
+
+            /// Looks a value up by [`Self::name`].
+            pub fn from_name(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.name() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Why the dataplane dropped a packet.
+    pub enum DropReason {
+        /// The frame is shorter than the headers it announces.
+        Truncated => "truncated",
+        /// A header field is inconsistent (bad version, header length or total length).
+        Malformed => "malformed",
+        /// An 802.1Q/802.1ad tagged frame arrived on an untagged (access) port.
+        VlanTagged => "vlan_tagged",
+        /// The source MAC is not one the port may use.
+        SpoofedMac => "spoofed_mac",
+        /// The source IP address is not one the port may use.
+        SpoofedIp => "spoofed_ip",
+        /// An ARP packet whose sender hardware or protocol address the port may not use.
+        SpoofedArp => "spoofed_arp",
+        /// An EtherType other than IPv4, IPv6 or ARP from a port with port security.
+        EtherTypeNotAllowed => "ethertype_not_allowed",
+        /// A multicast or broadcast source MAC.
+        MulticastSource => "multicast_source",
+        /// The frame is larger than its segment's MTU.
+        MtuExceeded => "mtu_exceeded",
+        /// The destination is the port the frame came in on.
+        SamePort => "same_port",
+        /// VXLAN from an address that is not a configured VTEP.
+        UnknownVtep => "unknown_vtep",
+        /// A VXLAN header without the I flag, or too short.
+        BadVxlan => "bad_vxlan",
+        /// A VNI this node does not serve.
+        UnknownVni => "unknown_vni",
+        /// A configured VTEP sent a VNI it does not serve.
+        VtepNotInSegment => "vtep_not_in_segment",
+        /// A remote frame's source MAC belongs, by configuration, to a local port or another VTEP.
+        RemoteMacConflict => "remote_mac_conflict",
+        /// Unicast from the underlay for a MAC that lives behind another VTEP (no transit).
+        NotLocal => "not_local",
+        /// The buffer pool was empty.
+        NoBuffer => "no_buffer",
+        /// A frame larger than a packet buffer.
+        TooBig => "too_big",
+        /// A GSO super-frame of a type the segmenter does not handle.
+        GsoUnsupported => "gso_unsupported",
+        /// A GSO super-frame whose headers do not match its offload metadata.
+        GsoMalformed => "gso_malformed",
+        /// A port's transmit ring was full.
+        TxRingFull => "tx_ring_full",
+        /// A transmit call failed.
+        TxError => "tx_error",
+        /// The destination port is gone (removed by a configuration swap).
+        NoSuchPort => "no_such_port",
+    }
+}
+
+named_enum! {
+    /// Events worth counting that are not drops.
+    pub enum Event {
+        /// ARP requests answered locally from a binding.
+        ArpReplied => "arp_replied",
+        /// IPv6 neighbour solicitations answered locally from a binding.
+        NdReplied => "nd_replied",
+        /// Frames flooded (broadcast, multicast or unknown unicast).
+        Flooded => "flooded",
+        /// Unknown-unicast frames among those flooded.
+        UnknownUnicast => "unknown_unicast",
+        /// Frames encapsulated towards one remote VTEP.
+        Encapsulated => "encapsulated",
+        /// VXLAN packets decapsulated.
+        Decapsulated => "decapsulated",
+        /// MAC addresses learned (new entries).
+        Learned => "learned",
+        /// Learned MAC addresses that moved to another VTEP or port.
+        LearnMoved => "learn_moved",
+        /// MACs not learned because their segment's learning limit was reached.
+        LearnLimited => "learn_limited",
+        /// Learned entries removed by aging.
+        Aged => "aged",
+        /// GSO super-frames split into segments.
+        GsoSegmented => "gso_segmented",
+        /// Checksums completed for frames that arrived with a partial checksum.
+        ChecksumCompleted => "checksum_completed",
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    drops: [u64; DropReason::COUNT],
+    events: [u64; Event::COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            drops: [0; DropReason::COUNT],
+            events: [0; Event::COUNT],
+        }
+    }
+}
+
+impl Counters {
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    /// Counts `n` drops.
+    #[inline]
+    pub fn drop_n(&mut self, r: DropReason, n: u64) {
+        self.drops[r as usize] += n;
+    }
+
+    /// Counts one event.
+    #[inline]
+    pub fn event(&mut self, e: Event) {
+        self.events[e as usize] += 1;
+    }
+
+    /// Counts `n` events.
+    #[inline]
+    pub fn event_n(&mut self, e: Event, n: u64) {
+        self.events[e as usize] += n;
+    }
+
+    /// Drops counted for `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    /// Events counted for `e`.
+    pub fn events(&self, e: Event) -> u64 {
+        self.events[e as usize]
+    }
+
+    /// All drops, whatever the reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Every drop counter with its reason, in [`DropReason::ALL`] order.
+    pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.drops[r as usize]))
+    }
+
+    /// Every event counter, in [`Event::ALL`] order.
+    pub fn event_counts(&self) -> impl Iterator<Item = (Event, u64)> + '_ {
+        Event::ALL.iter().map(|&e| (e, self.events[e as usize]))
+    }
+
+    /// Adds `other` into `self` (to sum workers).
+    pub fn add(&mut self, other: &Counters) {
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.events.iter_mut().zip(other.events.iter()) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for r in DropReason::ALL {
+            assert_eq!(DropReason::from_name(r.name()), Some(*r));
+            assert!(!r.description().is_empty(), "{r} has no description");
+        }
+        for e in Event::ALL {
+            assert_eq!(Event::from_name(e.name()), Some(*e));
+        }
+        assert_eq!(DropReason::from_name("nope"), None);
+    }
+
+    #[test]
+    fn counting_and_summing() {
+        let mut a = Counters::default();
+        a.drop(DropReason::SpoofedMac);
+        a.drop_n(DropReason::UnknownVtep, 3);
+        a.event(Event::Learned);
+        let mut b = Counters::default();
+        b.drop(DropReason::SpoofedMac);
+        b.add(&a);
+        assert_eq!(b.drops(DropReason::SpoofedMac), 2);
+        assert_eq!(b.drops(DropReason::UnknownVtep), 3);
+        assert_eq!(b.events(Event::Learned), 1);
+        assert_eq!(b.total_drops(), 5);
+    }
+}

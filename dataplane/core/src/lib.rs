@@ -1,0 +1,17 @@
+//! weft-dataplane: Weft's packet-processing core.
+//!
+//! Sans-IO: this crate reads no clock, opens no socket, starts no thread and has no `unsafe`.
+//! Callers hand it packets, the current time and configuration; it hands back verdicts. See the
+//! crate README for the invariants and `docs/architecture.md` for where it sits.
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod ids;
+pub mod packet;
+pub mod time;
+pub mod wire;
+
+pub use counters::{Counters, DropReason, Event};
+pub use ids::{PortIdx, SegIdx, VtepIdx};
+pub use packet::{BATCH_SIZE, Batch, BufPool, HEADROOM, PacketBuf, PacketMeta, Source};
+pub use time::Timestamp;

@@ -1,0 +1,44 @@
+//! Wire formats: zero-copy typed views over packet bytes, and small `Repr` values.
+//!
+//! Each format follows one pattern (after smoltcp's `wire`):
+//! - `Foo<T: AsRef<[u8]>>` is a view. `Foo::new_checked(buf)` validates the lengths once, so no
+//!   accessor can panic afterwards; `new_unchecked` is for buffers already checked. Setters exist
+//!   when `T: AsMut<[u8]>`.
+//! - `FooRepr` is the parsed value: `FooRepr::parse(&view)`, `repr.emit(&mut view)`,
+//!   `repr.buffer_len()`.
+//! - Field offsets live in a private `mod field`.
+//! - Protocol numbers keep what they do not know (`EtherType::Unknown(u16)`).
+//!
+//! Errors are the tiny `Copy` [`Error`]. Every file cites its RFC and carries byte-literal tests.
+
+pub mod mac;
+pub mod vxlan;
+
+pub use mac::MacAddr;
+pub use vxlan::Vni;
+
+/// Why bytes could not be read as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Shorter than the header (or than the length the header announces).
+    Truncated,
+    /// A field holds a value the format does not allow.
+    Malformed,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("truncated header"),
+            Error::Malformed => f.write_str("malformed header"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result of parsing a header.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// A byte range of a header field.
+pub(crate) type Field = core::ops::Range<usize>;
