@@ -7,6 +7,7 @@
 
 pub mod counters;
 pub mod ids;
+pub mod offload;
 pub mod packet;
 pub mod time;
 pub mod wire;
