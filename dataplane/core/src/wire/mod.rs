@@ -11,11 +11,35 @@
 //!
 //! Errors are the tiny `Copy` [`Error`]. Every file cites its RFC and carries byte-literal tests.
 
+pub mod arp;
+mod bytes;
+pub mod checksum;
+pub mod ethernet;
+pub mod icmpv4;
+pub mod icmpv6;
+pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
 pub mod mac;
+pub mod ndp;
+pub mod tcp;
+pub mod udp;
 pub mod vxlan;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, L2Info, VlanRepr, VlanTag, parse_l2};
+pub use icmpv4::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
+pub use icmpv6::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr};
+pub use ip::IpProtocol;
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6FragInfo, Ipv6Packet, Ipv6Repr, Ipv6Upper};
 pub use mac::MacAddr;
-pub use vxlan::Vni;
+pub use ndp::{
+    NdiscOption, NdiscOptions, NdiscRepr, NeighborFlags, PrefixInfo, RaOptions, RouterFlags,
+};
+pub use tcp::{TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr};
+pub use udp::{UdpPacket, UdpRepr};
+pub use vxlan::{Vni, VxlanPacket, VxlanRepr};
 
 /// Why bytes could not be read as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
