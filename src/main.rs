@@ -1,1 +1,163 @@
-fn main() {}
+//! `weft`: one binary for every Weft role. Command-line parsing only; the work is in the crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use weft_agent::control::{self, Request};
+
+/// Default control socket of the agent.
+const DEFAULT_CONTROL: &str = "/run/weft/agent.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Weft: a VXLAN overlay network for IaaS clouds"
+)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `weft_agent=debug`.
+    #[arg(long, global = true, env = "WEFT_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hypervisor agent: the dataplane for this node's VM ports and VTEP.
+    Agent {
+        /// Node configuration file (TOML; JSON if it ends in .json). See docs/node-config.md.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Control socket for `weft stats`, `weft capture` and `weft reload`.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
+    /// Check a node configuration file and print every problem found.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Show a running agent's counters: per port, per drop reason, learned MACs.
+    Stats {
+        /// The agent's control socket.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running agent to re-read its configuration file (as SIGHUP does).
+    Reload {
+        /// The agent's control socket.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
+    /// Capture a port's traffic (or the underlay's) to a pcap file on a running agent.
+    Capture {
+        /// The agent's control socket.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: PathBuf,
+        #[command(subcommand)]
+        action: CaptureAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaptureAction {
+    /// Start capturing.
+    Start {
+        /// Port name, or `underlay`.
+        target: String,
+        /// The pcap file to write.
+        file: PathBuf,
+        /// Stop writing after this many packets.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Stop capturing and print how many packets were written.
+    Stop {
+        /// Port name, or `underlay`.
+        target: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Agent { config, control } => {
+            weft_agent::run(weft_agent::AgentOptions { config, control })?;
+        }
+        Command::CheckConfig { file } => {
+            let (_, t) = weft_agent::load_config(&file)?;
+            println!(
+                "{}: valid: node {}, {} segments, {} ports, {} remote VTEPs",
+                file.display(),
+                t.node,
+                t.segments.len(),
+                t.ports.len(),
+                t.vteps.len()
+            );
+        }
+        Command::Stats { control, json } => {
+            let r = control::request(&control, &Request::Stats)?;
+            let s = r.stats.context("the agent sent no stats")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", s.render());
+            }
+        }
+        Command::Reload { control } => {
+            let r = control::request(&control, &Request::Reload)?;
+            println!("reloaded: revision {}", r.revision.unwrap_or(0));
+        }
+        Command::Capture { control, action } => match action {
+            CaptureAction::Start {
+                target,
+                file,
+                count,
+            } => {
+                let file = std::path::absolute(&file)
+                    .with_context(|| format!("cannot resolve {}", file.display()))?;
+                control::request(
+                    &control,
+                    &Request::CaptureStart {
+                        target: target.clone(),
+                        file: file.clone(),
+                        max_packets: count,
+                    },
+                )?;
+                println!("capturing {target} into {}", file.display());
+            }
+            CaptureAction::Stop { target } => {
+                let r = control::request(
+                    &control,
+                    &Request::CaptureStop {
+                        target: target.clone(),
+                    },
+                )?;
+                println!("{target}: {} packets written", r.packets.unwrap_or(0));
+            }
+        },
+    }
+    Ok(())
+}

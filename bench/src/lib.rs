@@ -1,1 +1,8 @@
-//! placeholder
+//! Fixtures and measurement helpers for Weft's benches.
+//!
+//! - [`fixtures`]: node configurations and packet batches for the pipeline benches.
+//! - [`tsc`]: cycles per packet from the time-stamp counter (this machine's `perf` has no
+//!   hardware counters), as medians over repeated runs.
+
+pub mod fixtures;
+pub mod tsc;

@@ -60,6 +60,8 @@ named_enum! {
         SpoofedIp => "spoofed_ip",
         /// An ARP packet whose sender hardware or protocol address the port may not use.
         SpoofedArp => "spoofed_arp",
+        /// A neighbour advertisement for a target address the port may not use.
+        SpoofedNd => "spoofed_nd",
         /// An EtherType other than IPv4, IPv6 or ARP from a port with port security.
         EtherTypeNotAllowed => "ethertype_not_allowed",
         /// A multicast or broadcast source MAC.
@@ -90,10 +92,14 @@ named_enum! {
         GsoMalformed => "gso_malformed",
         /// A port's transmit ring was full.
         TxRingFull => "tx_ring_full",
+        /// The underlay socket's send buffer was full (the kernel pushed back).
+        UnderlayBusy => "underlay_busy",
         /// A transmit call failed.
         TxError => "tx_error",
         /// The destination port is gone (removed by a configuration swap).
         NoSuchPort => "no_such_port",
+        /// The destination port's interface is not attached (missing, or gone).
+        PortDetached => "port_detached",
     }
 }
 

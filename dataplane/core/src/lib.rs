@@ -5,10 +5,16 @@
 //! crate README for the invariants and `docs/architecture.md` for where it sits.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod counters;
+pub mod fdb;
 pub mod ids;
 pub mod offload;
 pub mod packet;
+pub mod pipeline;
+pub mod port_security;
+pub mod responder;
+pub mod tables;
 pub mod time;
 pub mod wire;
 

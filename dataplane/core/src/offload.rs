@@ -107,7 +107,9 @@ impl VnetHdr {
 
     /// Writes the header into the first [`VnetHdr::LEN`] bytes. `false` if `b` is shorter.
     pub fn emit(&self, b: &mut [u8]) -> bool {
-        let Some(b) = b.get_mut(..Self::LEN) else { return false };
+        let Some(b) = b.get_mut(..Self::LEN) else {
+            return false;
+        };
         b[0] = self.flags;
         b[1] = u8::from(self.gso_type) | if self.gso_ecn { 0x80 } else { 0 };
         b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
@@ -124,6 +126,246 @@ impl VnetHdr {
     }
 }
 
+use crate::counters::DropReason;
+use crate::packet::{BufPool, PacketBuf};
+use crate::wire::checksum;
+use crate::wire::ethernet::{EtherType, parse_l2};
+use crate::wire::ip::IpProtocol;
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::tcp::{TcpFlags, TcpPacket};
+use crate::wire::udp::UdpPacket;
+
+/// What [`prepare`] did to a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixup {
+    /// Frames produced (1 unless a super-frame was split).
+    pub segments: usize,
+    /// Whether a checksum was completed or computed.
+    pub checksummed: bool,
+}
+
+/// Turns a received frame with offload metadata into frames the overlay can carry, each in a
+/// buffer from `pool` handed to `out`:
+/// - a GSO super-frame (TCP over IPv4 or IPv6, or UDP segmentation offload) is split into
+///   `gso_size` segments, each with correct lengths, IPv4 identification, TCP sequence number,
+///   flags (FIN and PSH on the last segment only, CWR on the first only) and checksums, as
+///   Linux's software GSO does;
+/// - a frame with `NEEDS_CSUM` gets its L4 checksum completed.
+///
+/// On error nothing more is handed out; buffers already handed out stay with the caller (who
+/// should discard them, the frame being incomplete).
+pub fn prepare(
+    frame: &[u8],
+    h: &VnetHdr,
+    pool: &mut BufPool,
+    out: &mut dyn FnMut(PacketBuf),
+) -> Result<Fixup, DropReason> {
+    match h.gso_type {
+        GsoType::None => {
+            let mut b = pool.alloc().ok_or(DropReason::NoBuffer)?;
+            if !b.fill(frame) {
+                pool.free(b);
+                return Err(DropReason::TooBig);
+            }
+            let checksummed = h.flags & VNET_F_NEEDS_CSUM != 0;
+            if checksummed
+                && let Err(e) = complete_checksum(b.data_mut(), h.csum_start, h.csum_offset)
+            {
+                pool.free(b);
+                return Err(e);
+            }
+            out(b);
+            Ok(Fixup {
+                segments: 1,
+                checksummed,
+            })
+        }
+        GsoType::TcpV4 | GsoType::TcpV6 | GsoType::UdpL4 => segment(frame, h, pool, out),
+        GsoType::Udp | GsoType::Unknown(_) => Err(DropReason::GsoUnsupported),
+    }
+}
+
+/// Completes a partial checksum: the field at `start + offset` holds the pseudo-header sum; the
+/// ones' complement sum of everything from `start` to the end goes there, complemented (a
+/// result of zero is sent as 0xffff, as Linux does, which every checksum treats as zero).
+pub fn complete_checksum(data: &mut [u8], start: u16, offset: u16) -> Result<(), DropReason> {
+    let start = usize::from(start);
+    let at = start + usize::from(offset);
+    if at + 2 > data.len() || start > data.len() {
+        return Err(DropReason::GsoMalformed);
+    }
+    let c = checksum::finish(checksum::sum(&data[start..], 0));
+    let c = if c == 0 { 0xffff } else { c };
+    data[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Where the headers of a super-frame are.
+struct Layout {
+    /// Start of the IP header.
+    l3: usize,
+    /// Start of the L4 header.
+    l4: usize,
+    /// End of the L4 header.
+    hdrs: usize,
+    /// End of the IP packet (trailing padding excluded).
+    end: usize,
+    v4: bool,
+    tcp: bool,
+}
+
+fn layout(frame: &[u8], h: &VnetHdr) -> Result<Layout, DropReason> {
+    let bad = |_| DropReason::GsoMalformed;
+    let l2 = parse_l2(frame).map_err(bad)?;
+    let l3 = l2.l3_offset;
+    let ip_bytes = frame.get(l3..).ok_or(DropReason::GsoMalformed)?;
+    let want_tcp = h.gso_type != GsoType::UdpL4;
+    let (v4, l4, end, proto) = match (l2.ethertype, h.gso_type) {
+        (EtherType::Ipv4, GsoType::TcpV4 | GsoType::UdpL4) => {
+            let ip = Ipv4Packet::new_checked(ip_bytes).map_err(bad)?;
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                return Err(DropReason::GsoMalformed);
+            }
+            (
+                true,
+                l3 + ip.header_len(),
+                l3 + usize::from(ip.total_len()),
+                ip.next_header(),
+            )
+        }
+        (EtherType::Ipv6, GsoType::TcpV6 | GsoType::UdpL4) => {
+            let ip = Ipv6Packet::new_checked(ip_bytes).map_err(bad)?;
+            let up = ip.upper_layer().map_err(bad)?;
+            if up.fragment.is_some() {
+                return Err(DropReason::GsoMalformed);
+            }
+            (
+                false,
+                l3 + up.offset,
+                l3 + 40 + usize::from(ip.payload_len()),
+                up.protocol,
+            )
+        }
+        _ => return Err(DropReason::GsoMalformed),
+    };
+    let l4_bytes = frame.get(l4..end).ok_or(DropReason::GsoMalformed)?;
+    let hdrs = if want_tcp {
+        if proto != IpProtocol::Tcp {
+            return Err(DropReason::GsoMalformed);
+        }
+        l4 + TcpPacket::new_checked(l4_bytes).map_err(bad)?.header_len()
+    } else {
+        if proto != IpProtocol::Udp {
+            return Err(DropReason::GsoMalformed);
+        }
+        l4 + 8
+    };
+    if hdrs > end {
+        return Err(DropReason::GsoMalformed);
+    }
+    Ok(Layout {
+        l3,
+        l4,
+        hdrs,
+        end,
+        v4,
+        tcp: want_tcp,
+    })
+}
+
+fn segment(
+    frame: &[u8],
+    h: &VnetHdr,
+    pool: &mut BufPool,
+    out: &mut dyn FnMut(PacketBuf),
+) -> Result<Fixup, DropReason> {
+    let lay = layout(frame, h)?;
+    let mss = usize::from(h.gso_size);
+    if mss == 0 {
+        return Err(DropReason::GsoMalformed);
+    }
+    let hdr = &frame[..lay.hdrs];
+    let payload = &frame[lay.hdrs..lay.end];
+    let (ident0, seq0, flags0) = {
+        let ident = if lay.v4 {
+            Ipv4Packet::new_unchecked(&frame[lay.l3..]).ident()
+        } else {
+            0
+        };
+        if lay.tcp {
+            let t = TcpPacket::new_unchecked(&frame[lay.l4..]);
+            (ident, t.seq_number(), t.flags())
+        } else {
+            (ident, 0, TcpFlags::default())
+        }
+    };
+    let count = payload.len().div_ceil(mss).max(1);
+    let mut produced = 0;
+    let chunks: &mut dyn Iterator<Item = &[u8]> = if payload.is_empty() {
+        &mut std::iter::once(payload)
+    } else {
+        &mut payload.chunks(mss)
+    };
+    for (i, chunk) in chunks.enumerate() {
+        let mut b = pool.alloc().ok_or(DropReason::NoBuffer)?;
+        let total = lay.hdrs + chunk.len();
+        if !b.set_len(total) {
+            pool.free(b);
+            return Err(DropReason::TooBig);
+        }
+        let d = b.data_mut();
+        d[..lay.hdrs].copy_from_slice(hdr);
+        d[lay.hdrs..].copy_from_slice(chunk);
+        let first = i == 0;
+        let last = i + 1 == count;
+        // Lengths fit in u16: total <= the buffer size, and buffers are far below 64 KiB.
+        let ip_len = u16::try_from(total - lay.l3).map_err(|_| DropReason::TooBig)?;
+        let l4_len = u16::try_from(total - lay.l4).map_err(|_| DropReason::TooBig)?;
+        let (src, dst) = if lay.v4 {
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[lay.l3..]);
+            ip.set_total_len(ip_len);
+            ip.set_ident(ident0.wrapping_add(u16::try_from(i).unwrap_or(0)));
+            ip.fill_checksum();
+            (
+                std::net::IpAddr::V4(ip.src_addr()),
+                std::net::IpAddr::V4(ip.dst_addr()),
+            )
+        } else {
+            let mut ip = Ipv6Packet::new_unchecked(&mut d[lay.l3..]);
+            ip.set_payload_len(ip_len - 40);
+            (
+                std::net::IpAddr::V6(ip.src_addr()),
+                std::net::IpAddr::V6(ip.dst_addr()),
+            )
+        };
+        if lay.tcp {
+            let mut t = TcpPacket::new_unchecked(&mut d[lay.l4..]);
+            let offset = u32::try_from(i * mss).unwrap_or(0);
+            t.set_seq_number(seq0.wrapping_add(offset));
+            let mut f = flags0;
+            if !last {
+                f.remove(TcpFlags::FIN | TcpFlags::PSH);
+            }
+            if !first {
+                f.remove(TcpFlags::CWR);
+            }
+            t.set_flags(f);
+            t.fill_checksum(&src, &dst);
+        } else {
+            let mut u = UdpPacket::new_unchecked(&mut d[lay.l4..]);
+            u.set_len(l4_len);
+            u.fill_checksum(&src, &dst);
+        }
+        out(b);
+        produced += 1;
+    }
+    Ok(Fixup {
+        segments: produced,
+        checksummed: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +378,10 @@ mod tests {
         assert_eq!(h.flags, VNET_F_NEEDS_CSUM);
         assert_eq!(h.gso_type, GsoType::TcpV4);
         assert!(h.gso_ecn);
-        assert_eq!((h.hdr_len, h.gso_size, h.csum_start, h.csum_offset), (66, 1448, 34, 16));
+        assert_eq!(
+            (h.hdr_len, h.gso_size, h.csum_start, h.csum_offset),
+            (66, 1448, 34, 16)
+        );
         assert!(h.needs_work());
         let mut out = [0u8; 10];
         assert!(h.emit(&mut out));

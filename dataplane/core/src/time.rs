@@ -13,7 +13,7 @@ impl Timestamp {
 
     /// `self + d`, saturating.
     #[inline]
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(
             self.0
                 .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
@@ -40,9 +40,9 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp(5_000_000_000);
-        assert_eq!(t.add(Duration::from_secs(1)), Timestamp(6_000_000_000));
+        assert_eq!(t.plus(Duration::from_secs(1)), Timestamp(6_000_000_000));
         assert_eq!(
-            Timestamp(u64::MAX).add(Duration::from_secs(1)),
+            Timestamp(u64::MAX).plus(Duration::from_secs(1)),
             Timestamp(u64::MAX)
         );
         assert_eq!(t.since(Timestamp(7)), Duration::from_nanos(4_999_999_993));

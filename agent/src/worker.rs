@@ -1,0 +1,716 @@
+//! The dataplane worker: one thread that owns a [`Pipeline`], a buffer pool, the underlay
+//! socket and every local port's socket, and moves packets between them.
+//!
+//! ```text
+//!            ┌──────────── poll(waker, underlay, ports…) ────────────┐
+//!            ▼                                                        │
+//!  commands (reload, attach, snapshot, capture)                       │
+//!  underlay  recvmmsg ─► batch ─► pipeline ─► execute ─┬─► port TX rings
+//!  port i    RX ring ─► offload fix-ups ─► batch ─► pipeline ─► execute ─┴─► sendmmsg to VTEPs
+//!  timers    FDB aging                                                │
+//!            └────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The worker never blocks except in `poll`, never allocates per packet (buffers come from the
+//! pool and go back to it after transmit), and never logs per packet: every drop is a counter.
+//! Control threads talk to it through [`Command`]s and wake it with the [`Waker`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weft_dataplane::offload;
+use weft_dataplane::pipeline::{Action, Pipeline, VXLAN_HEADER_LEN};
+use weft_dataplane::tables::{FdbDest, Tables};
+use weft_dataplane::{
+    BATCH_SIZE, Batch, BufPool, Counters, DropReason, Event, HEADROOM, PacketBuf, PortIdx, Source,
+    Timestamp,
+};
+use weft_dataplane_io::sys::{EventFd, PollEntry, poll};
+use weft_dataplane_io::{DatagramIo, FrameIo, RxFrame, SendOutcome};
+
+use crate::capture::Capture;
+use crate::stats::{LearnedEntry, PortStats, Snapshot, UnderlayStats};
+
+/// Wakes the worker out of `poll` (an eventfd shared with control threads).
+pub type Waker = Arc<EventFd>;
+
+/// What the control threads ask of the worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Switch to new tables. `attach` holds newly opened sockets by interface name; ports whose
+    /// interface is already attached keep their socket. `underlay` replaces the underlay socket
+    /// when the local VTEP changed.
+    Reload {
+        /// The new tables.
+        tables: Arc<Tables>,
+        /// Newly opened port sockets, by interface name.
+        attach: Vec<(String, Box<dyn FrameIo>)>,
+        /// A new underlay socket, if the VTEP address changed.
+        underlay: Option<Box<dyn DatagramIo>>,
+        /// Answered once the swap is done.
+        done: Sender<()>,
+    },
+    /// Attach a socket for an interface that was missing.
+    Attach {
+        /// The interface.
+        interface: String,
+        /// Its socket.
+        io: Box<dyn FrameIo>,
+    },
+    /// Send back a snapshot of the counters.
+    Snapshot(Sender<Snapshot>),
+    /// Start capturing on a port (by port name) or on the underlay (`"underlay"`).
+    StartCapture {
+        /// Port name or `"underlay"`.
+        target: String,
+        /// The capture.
+        capture: Capture,
+        /// `Err` if there is no such target.
+        done: Sender<Result<(), String>>,
+    },
+    /// Stop a capture; answers the number of packets written.
+    StopCapture {
+        /// Port name or `"underlay"`.
+        target: String,
+        /// Packets written, or `Err` if no capture ran there.
+        done: Sender<Result<u64, String>>,
+    },
+    /// Exit the loop.
+    Stop,
+}
+
+/// Which interfaces are attached right now, shared with the supervisor that re-opens missing
+/// ones.
+pub type AttachState = Arc<Mutex<HashMap<String, bool>>>;
+
+struct PortSlot {
+    io: Option<Box<dyn FrameIo>>,
+    stats: PortStats,
+    capture: Option<Capture>,
+    dirty: bool,
+}
+
+/// The worker's state.
+pub struct Worker {
+    pipeline: Pipeline,
+    pool: BufPool,
+    ports: Vec<PortSlot>,
+    underlay: Box<dyn DatagramIo>,
+    underlay_stats: UnderlayStats,
+    underlay_capture: Option<Capture>,
+    commands: Receiver<Command>,
+    waker: Waker,
+    attach_state: AttachState,
+    epoch: Instant,
+    loads: u64,
+    batch: Batch,
+    staged: Vec<PacketBuf>,
+    actions: Vec<Action>,
+    sends: Vec<(usize, SocketAddr)>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("ports", &self.ports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Packet buffers per worker: enough for a full batch in flight on every source plus GSO
+/// super-frames being split, with room to spare.
+const POOL_BUFFERS: usize = 4096;
+/// Frames read from one port per wake-up before serving the others.
+const PORT_RX_PER_WAKE: usize = 4 * BATCH_SIZE;
+/// Underlay batches read per wake-up before serving the ports.
+const UNDERLAY_BATCHES_PER_WAKE: usize = 4;
+/// Longest sleep in `poll` (so timers run even when idle).
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
+impl Worker {
+    /// A worker running `tables` over `underlay` and the given port sockets (by interface).
+    pub fn new(
+        tables: Arc<Tables>,
+        underlay: Box<dyn DatagramIo>,
+        mut attach: HashMap<String, Box<dyn FrameIo>>,
+        commands: Receiver<Command>,
+        waker: Waker,
+        attach_state: AttachState,
+    ) -> Worker {
+        // Buffers hold the largest frame of any segment, or a full GSO segment of the largest
+        // MTU, after the headroom.
+        let buf_size = HEADROOM + tables.max_frame_len().max(1518) + 64;
+        let ports = tables
+            .ports
+            .iter()
+            .map(|p| PortSlot {
+                io: attach.remove(&p.interface),
+                stats: PortStats {
+                    name: p.name.clone(),
+                    interface: p.interface.clone(),
+                    ..Default::default()
+                },
+                capture: None,
+                dirty: false,
+            })
+            .collect();
+        let local = tables.local_vtep.to_string();
+        let w = Worker {
+            pipeline: Pipeline::new(tables),
+            pool: BufPool::new(POOL_BUFFERS, buf_size),
+            ports,
+            underlay,
+            underlay_stats: UnderlayStats {
+                local,
+                ..Default::default()
+            },
+            underlay_capture: None,
+            commands,
+            waker,
+            attach_state,
+            epoch: Instant::now(),
+            loads: 1,
+            batch: Batch::new(),
+            staged: Vec::with_capacity(2 * PORT_RX_PER_WAKE),
+            actions: Vec::with_capacity(BATCH_SIZE),
+            sends: Vec::with_capacity(BATCH_SIZE * 4),
+        };
+        w.publish_attach_state();
+        w
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Runs until [`Command::Stop`] (or until every command sender is gone).
+    pub fn run(mut self) {
+        let mut fds: Vec<PollEntry> = Vec::with_capacity(self.ports.len() + 2);
+        let mut fd_ports: Vec<usize> = Vec::with_capacity(self.ports.len());
+        loop {
+            fds.clear();
+            fd_ports.clear();
+            fds.push(PollEntry::readable(self.waker.fd()));
+            if let Some(fd) = self.underlay.raw_fd() {
+                fds.push(PollEntry::readable(fd));
+            }
+            let first_port = fds.len();
+            for (i, slot) in self.ports.iter().enumerate() {
+                if let Some(fd) = slot.io.as_ref().and_then(|io| io.raw_fd()) {
+                    fds.push(PollEntry::readable(fd));
+                    fd_ports.push(i);
+                }
+            }
+            let now = self.now();
+            let sleep = self.pipeline.poll_timeout().since(now).min(MAX_SLEEP);
+            if let Err(e) = poll(&mut fds, Some(sleep)) {
+                tracing::error!(error = %e, "poll failed; the worker stops");
+                return;
+            }
+            if fds[0].is_readable() {
+                self.waker.drain();
+                if !self.handle_commands() {
+                    return;
+                }
+            }
+            if first_port == 2 && fds[1].is_readable() {
+                self.rx_underlay();
+            }
+            for (k, &port) in fd_ports.iter().enumerate() {
+                let e = &fds[first_port + k];
+                if e.is_error() {
+                    self.detach(port, "the interface reported an error or went away");
+                } else if e.is_readable() {
+                    self.rx_port(port);
+                }
+            }
+            self.flush_ports();
+            self.pipeline.handle_timeout(self.now());
+        }
+    }
+
+    /// Handles every pending command. `false` when the worker must stop.
+    fn handle_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+            };
+            match cmd {
+                Command::Stop => return false,
+                Command::Reload {
+                    tables,
+                    attach,
+                    underlay,
+                    done,
+                } => {
+                    self.reload(tables, attach, underlay);
+                    let _ = done.send(());
+                }
+                Command::Attach { interface, io } => {
+                    if let Some(slot) = self
+                        .ports
+                        .iter_mut()
+                        .find(|s| s.stats.interface == interface && s.io.is_none())
+                    {
+                        tracing::info!(port = %slot.stats.name, %interface, "port attached");
+                        slot.io = Some(io);
+                        slot.stats.attached = true;
+                    }
+                    self.publish_attach_state();
+                }
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Command::StartCapture {
+                    target,
+                    capture,
+                    done,
+                } => {
+                    let r = match self.capture_slot(&target) {
+                        Some(slot) => {
+                            *slot = Some(capture);
+                            Ok(())
+                        }
+                        None => Err(format!("no port named {target:?} (nor \"underlay\")")),
+                    };
+                    let _ = done.send(r);
+                }
+                Command::StopCapture { target, done } => {
+                    let r = match self.capture_slot(&target).map(Option::take) {
+                        Some(Some(c)) => Ok(c.finish()),
+                        Some(None) => Err(format!("no capture runs on {target:?}")),
+                        None => Err(format!("no port named {target:?} (nor \"underlay\")")),
+                    };
+                    let _ = done.send(r);
+                }
+            }
+        }
+    }
+
+    fn capture_slot(&mut self, target: &str) -> Option<&mut Option<Capture>> {
+        if target == "underlay" {
+            return Some(&mut self.underlay_capture);
+        }
+        self.ports
+            .iter_mut()
+            .find(|s| s.stats.name == target)
+            .map(|s| &mut s.capture)
+    }
+
+    /// Swaps tables: ports are matched by interface, so a port whose interface stays keeps its
+    /// socket (and its counters, and its capture) and never stops forwarding.
+    fn reload(
+        &mut self,
+        tables: Arc<Tables>,
+        attach: Vec<(String, Box<dyn FrameIo>)>,
+        underlay: Option<Box<dyn DatagramIo>>,
+    ) {
+        let mut old: HashMap<String, PortSlot> = self
+            .ports
+            .drain(..)
+            .map(|s| (s.stats.interface.clone(), s))
+            .collect();
+        let mut fresh: HashMap<String, Box<dyn FrameIo>> = attach.into_iter().collect();
+        self.ports = tables
+            .ports
+            .iter()
+            .map(|p| {
+                let mut slot = old.remove(&p.interface).unwrap_or_else(|| PortSlot {
+                    io: None,
+                    stats: PortStats::default(),
+                    capture: None,
+                    dirty: false,
+                });
+                if slot.io.is_none() {
+                    slot.io = fresh.remove(&p.interface);
+                }
+                slot.stats.name = p.name.clone();
+                slot.stats.interface = p.interface.clone();
+                slot.stats.attached = slot.io.is_some();
+                slot
+            })
+            .collect();
+        // Sockets of removed ports close here, when `old` drops.
+        for (iface, mut slot) in old {
+            if let Some(io) = slot.io.as_mut() {
+                let _ = io.flush();
+            }
+            tracing::info!(interface = %iface, "port removed");
+        }
+        if let Some(u) = underlay {
+            self.underlay = u;
+        }
+        // A reload that raised an MTU beyond what a port's ring slots hold: re-open that port
+        // (the supervisor attaches it again within a second, with bigger slots).
+        let need = tables.max_frame_len();
+        for slot in &mut self.ports {
+            if slot.io.as_ref().is_some_and(|io| io.max_tx_frame() < need) {
+                tracing::info!(port = %slot.stats.name, "re-opening the port for a larger MTU");
+                slot.io = None;
+                slot.stats.attached = false;
+            }
+        }
+        self.underlay_stats.local = tables.local_vtep.to_string();
+        self.pipeline.swap_tables(tables);
+        self.loads += 1;
+        self.publish_attach_state();
+    }
+
+    fn detach(&mut self, port: usize, why: &str) {
+        if let Some(slot) = self.ports.get_mut(port)
+            && slot.io.take().is_some()
+        {
+            slot.stats.attached = false;
+            tracing::warn!(port = %slot.stats.name, interface = %slot.stats.interface, "port detached: {why}");
+        }
+        self.publish_attach_state();
+    }
+
+    fn publish_attach_state(&self) {
+        if let Ok(mut m) = self.attach_state.lock() {
+            m.clear();
+            for s in &self.ports {
+                m.insert(s.stats.interface.clone(), s.io.is_some());
+            }
+        }
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        let t = self.pipeline.tables().clone();
+        let mut s = Snapshot {
+            node: t.node.clone(),
+            revision: t.revision,
+            loads: self.loads,
+            ports: Vec::with_capacity(self.ports.len()),
+            underlay: self.underlay_stats.clone(),
+            ..Default::default()
+        };
+        s.set_counters(self.pipeline.counters());
+        for slot in &mut self.ports {
+            if let Some(io) = slot.io.as_mut()
+                && let Ok(drops) = io.kernel_drops()
+            {
+                slot.stats.kernel_drops = drops;
+            }
+            slot.stats.attached = slot.io.is_some();
+            s.ports.push(slot.stats.clone());
+        }
+        let now = self.now().secs();
+        s.learned = self
+            .pipeline
+            .fdb()
+            .learned()
+            .map(|(seg, mac, e)| LearnedEntry {
+                vni: t.segments.get(seg.get()).map_or(0, |s| s.vni.get()),
+                mac: mac.to_string(),
+                at: match e.dest {
+                    FdbDest::Port(p) => format!(
+                        "port:{}",
+                        t.ports.get(p.get()).map_or("?", |p| p.name.as_str())
+                    ),
+                    FdbDest::Vtep(v) => format!(
+                        "vtep:{}",
+                        t.vteps
+                            .get(v.get())
+                            .map_or(String::from("?"), |v| v.addr.ip().to_string())
+                    ),
+                },
+                age_secs: now.saturating_sub(e.seen),
+            })
+            .collect();
+        s
+    }
+
+    // ---- receive ---------------------------------------------------------------------------
+
+    fn rx_underlay(&mut self) {
+        for _ in 0..UNDERLAY_BATCHES_PER_WAKE {
+            let got = match self.underlay.recv_batch(&mut self.pool, &mut self.batch) {
+                Ok(s) => {
+                    self.pipeline
+                        .counters_mut()
+                        .drop_n(DropReason::TooBig, s.truncated);
+                    s.received
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "underlay receive failed");
+                    0
+                }
+            };
+            if self.batch.is_empty() {
+                if self.pool.available() == 0 {
+                    self.pipeline.counters_mut().drop(DropReason::NoBuffer);
+                }
+                return;
+            }
+            let wall = wall_nanos();
+            for p in self.batch.packets() {
+                self.underlay_stats.rx_packets += 1;
+                self.underlay_stats.rx_bytes += len64(p.data());
+                if let (Some(c), Source::Underlay(src)) =
+                    (self.underlay_capture.as_mut(), p.meta.source)
+                {
+                    c.write_vxlan(wall, src, self.pipeline.tables().local_vtep, p.data());
+                }
+            }
+            self.run_batch();
+            if got < BATCH_SIZE as u64 {
+                return;
+            }
+        }
+    }
+
+    fn rx_port(&mut self, port: usize) {
+        let Some(idx) = u16::try_from(port).ok().map(PortIdx) else {
+            return;
+        };
+        let Worker {
+            ports,
+            pool,
+            staged,
+            pipeline,
+            ..
+        } = self;
+        let Some(slot) = ports.get_mut(port) else {
+            return;
+        };
+        let Some(io) = slot.io.as_mut() else { return };
+        let counters = pipeline.counters_mut();
+        let stats = &mut slot.stats;
+        let capture = &mut slot.capture;
+        let wall = wall_nanos();
+        let r = io.recv(PORT_RX_PER_WAKE, &mut |f: RxFrame<'_>| {
+            stats.rx_packets += 1;
+            stats.rx_bytes += len64(f.data);
+            if let Some(c) = capture.as_mut() {
+                c.write(wall, f.data);
+            }
+            ingest(f, idx, pool, staged, counters);
+        });
+        if let Err(e) = r {
+            self.detach(port, &format!("receive failed: {e}"));
+        }
+        while !self.staged.is_empty() {
+            let n = self.staged.len().min(BATCH_SIZE);
+            for b in self.staged.drain(..n) {
+                // Cannot fail: the batch is empty and n <= BATCH_SIZE.
+                let _ = self.batch.push(b);
+            }
+            self.run_batch();
+        }
+    }
+
+    // ---- process and transmit --------------------------------------------------------------
+
+    fn run_batch(&mut self) {
+        let now = self.now();
+        self.pipeline
+            .process(now, &mut self.batch, &mut self.actions);
+        self.execute();
+    }
+
+    fn execute(&mut self) {
+        let Worker {
+            pipeline,
+            ports,
+            batch,
+            actions,
+            sends,
+            underlay,
+            pool,
+            underlay_stats,
+            underlay_capture,
+            ..
+        } = self;
+        let tables = pipeline.tables().clone();
+        let counters = pipeline.counters_mut();
+        let wall = wall_nanos();
+        sends.clear();
+        for (i, (pkt, action)) in batch.packets().iter().zip(actions.iter()).enumerate() {
+            match *action {
+                Action::Drop(_) => {}
+                Action::Port(p) => tx_port(ports, p, pkt.data(), counters, wall),
+                Action::Vtep(v) => {
+                    if let Some(vt) = tables.vteps.get(v.get()) {
+                        sends.push((i, vt.addr));
+                    }
+                }
+                Action::Flood {
+                    seg,
+                    exclude,
+                    to_vteps,
+                } => {
+                    let Some(s) = tables.segments.get(seg.get()) else {
+                        continue;
+                    };
+                    let data = pkt.data();
+                    let frame = if to_vteps {
+                        data.get(VXLAN_HEADER_LEN..).unwrap_or(&[])
+                    } else {
+                        data
+                    };
+                    for &p in &s.ports {
+                        if Some(p) != exclude {
+                            tx_port(ports, p, frame, counters, wall);
+                        }
+                    }
+                    if to_vteps {
+                        for v in &s.flood_vteps {
+                            if let Some(vt) = tables.vteps.get(v.get()) {
+                                sends.push((i, vt.addr));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !sends.is_empty() {
+            let pkts = batch.packets();
+            let mut items = sends
+                .iter()
+                .filter_map(|&(i, a)| pkts.get(i).map(|p| (a, p.data())));
+            match underlay.send_batch(&mut items) {
+                Ok(st) => {
+                    counters.drop_n(DropReason::TooBig, st.too_big);
+                    counters.drop_n(DropReason::UnderlayBusy, st.would_block);
+                    counters.drop_n(DropReason::TxError, st.errors);
+                    underlay_stats.tx_packets += st.sent;
+                }
+                Err(e) => {
+                    counters.drop_n(DropReason::TxError, len64(sends));
+                    tracing::warn!(error = %e, "underlay send failed");
+                }
+            }
+            for &(i, a) in sends.iter() {
+                if let Some(p) = pkts.get(i) {
+                    underlay_stats.tx_bytes += len64(p.data());
+                    if let Some(c) = underlay_capture.as_mut() {
+                        c.write_vxlan(wall, tables.local_vtep, a, p.data());
+                    }
+                }
+            }
+        }
+        batch.drain(|b| pool.free(b));
+        self.flush_ports();
+    }
+
+    fn flush_ports(&mut self) {
+        let mut failed = Vec::new();
+        for (i, slot) in self.ports.iter_mut().enumerate() {
+            if !slot.dirty {
+                continue;
+            }
+            slot.dirty = false;
+            if let Some(io) = slot.io.as_mut()
+                && let Err(e) = io.flush()
+            {
+                failed.push((i, e));
+            }
+        }
+        for (i, e) in failed {
+            self.detach(i, &format!("transmit failed: {e}"));
+        }
+    }
+}
+
+/// Copies one received frame into pool buffers on the staging list, fixing what the kernel left
+/// undone: a GSO super-frame is split into segments, a partial checksum is completed. Drops are
+/// counted here.
+fn ingest(
+    f: RxFrame<'_>,
+    port: PortIdx,
+    pool: &mut BufPool,
+    staged: &mut Vec<PacketBuf>,
+    c: &mut Counters,
+) {
+    if f.truncated {
+        c.drop(DropReason::TooBig);
+        return;
+    }
+    if f.vlan_tci.is_some() {
+        // The kernel stripped an 802.1Q tag: the VM sent a tagged frame on an access port.
+        c.drop(DropReason::VlanTagged);
+        return;
+    }
+    if let Some(h) = f.vnet.filter(|h| h.needs_work()) {
+        let before = staged.len();
+        match offload::prepare(f.data, &h, pool, &mut |mut b: PacketBuf| {
+            b.meta.source = Source::Port(port);
+            staged.push(b);
+        }) {
+            Ok(fix) => {
+                if fix.segments > 1 {
+                    c.event(Event::GsoSegmented);
+                }
+                if fix.checksummed {
+                    c.event(Event::ChecksumCompleted);
+                }
+            }
+            Err(reason) => {
+                // Return what was staged for this frame before the failure.
+                for b in staged.drain(before..) {
+                    pool.free(b);
+                }
+                c.drop(reason);
+            }
+        }
+        return;
+    }
+    let Some(mut b) = pool.alloc() else {
+        c.drop(DropReason::NoBuffer);
+        return;
+    };
+    if !b.fill(f.data) {
+        pool.free(b);
+        c.drop(DropReason::TooBig);
+        return;
+    }
+    b.meta.source = Source::Port(port);
+    staged.push(b);
+}
+
+fn tx_port(ports: &mut [PortSlot], p: PortIdx, frame: &[u8], c: &mut Counters, wall: u64) {
+    let Some(slot) = ports.get_mut(p.get()) else {
+        c.drop(DropReason::NoSuchPort);
+        return;
+    };
+    let Some(io) = slot.io.as_mut() else {
+        c.drop(DropReason::PortDetached);
+        return;
+    };
+    let mut outcome = io.send(frame);
+    if let Ok(SendOutcome::RingFull) = outcome {
+        // Kick the kernel to transmit what is queued, then try once more.
+        let _ = io.flush();
+        outcome = io.send(frame);
+    }
+    match outcome {
+        Ok(SendOutcome::Queued) => {
+            slot.dirty = true;
+            slot.stats.tx_packets += 1;
+            slot.stats.tx_bytes += len64(frame);
+            if let Some(cap) = slot.capture.as_mut() {
+                cap.write(wall, frame);
+            }
+        }
+        Ok(SendOutcome::RingFull) => c.drop(DropReason::TxRingFull),
+        Ok(SendOutcome::TooBig) => c.drop(DropReason::TooBig),
+        Err(_) => c.drop(DropReason::TxError),
+    }
+}
+
+fn len64<T>(s: &[T]) -> u64 {
+    u64::try_from(s.len()).unwrap_or(u64::MAX)
+}
+
+fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,739 @@
+//! The node configuration: what one node's dataplane must do, as a serde document.
+//!
+//! Today an operator writes it by hand (TOML, see `docs/node-config.md`); later the controller
+//! compiles it from the API state and streams it to the node's agent (JSON). Either way it is
+//! checked once by [`NodeConfig::validate`] into an immutable [`Tables`]; the pipeline only
+//! ever sees validated tables.
+//!
+//! Validation collects every problem it finds, each naming the field by its path
+//! (`ports[1].mac`), so an operator can fix a file in one pass.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::tables::Tables;
+use crate::wire::{MacAddr, Vni};
+
+/// The IANA port for VXLAN (RFC 7348 §5).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Bytes VXLAN adds over an IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+pub const VXLAN_OVERHEAD_V4: u32 = 50;
+/// Bytes VXLAN adds over an IPv6 underlay: outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+pub const VXLAN_OVERHEAD_V6: u32 = 70;
+
+/// Smallest segment MTU accepted (RFC 791's minimum IPv4 MTU).
+pub const MIN_MTU: u32 = 68;
+/// Largest segment MTU accepted (jumbo frames).
+pub const MAX_MTU: u32 = 9000;
+
+/// One node's dataplane configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name (the hypervisor's host name as the controller knows it).
+    pub node: String,
+    /// Monotonic revision of this configuration (0 for hand-written files).
+    #[serde(default)]
+    pub revision: u64,
+    /// The underlay: this node's VTEP.
+    pub underlay: UnderlayConfig,
+    /// MAC learning from the underlay.
+    #[serde(default)]
+    pub learning: LearningConfig,
+    /// The tenant L2 networks this node takes part in.
+    #[serde(default)]
+    pub segments: Vec<SegmentConfig>,
+    /// Local VM-facing ports.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    /// Other VTEPs and the VNIs they serve (flood lists and the VXLAN accept list).
+    #[serde(default)]
+    pub remote_vteps: Vec<RemoteVtepConfig>,
+    /// Addresses of VMs behind other VTEPs (the controller's L2 population).
+    #[serde(default)]
+    pub remote_bindings: Vec<RemoteBindingConfig>,
+}
+
+/// This node's VTEP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnderlayConfig {
+    /// The local VTEP address: VXLAN is received and sent from it.
+    pub local_ip: IpAddr,
+    /// UDP port VXLAN uses, here and on every remote VTEP.
+    #[serde(default = "default_vxlan_port")]
+    pub port: u16,
+    /// MTU of the underlay network; every segment's MTU plus the VXLAN overhead must fit.
+    #[serde(default = "default_underlay_mtu")]
+    pub mtu: u32,
+}
+
+/// MAC learning from the underlay, for addresses the configuration does not list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningConfig {
+    /// Learn source MACs of frames arriving from remote VTEPs (and from local ports without port
+    /// security).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds after which a learned entry that has not been seen again is forgotten.
+    #[serde(default = "default_aging_secs")]
+    pub aging_secs: u32,
+    /// At most this many learned entries per segment, so one tenant cannot fill the table.
+    #[serde(default = "default_max_learned")]
+    pub max_per_segment: u32,
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        LearningConfig {
+            enabled: true,
+            aging_secs: default_aging_secs(),
+            max_per_segment: default_max_learned(),
+        }
+    }
+}
+
+/// One tenant L2 network on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// The VXLAN network identifier.
+    pub vni: Vni,
+    /// A name for humans (e.g. the Neutron network id).
+    #[serde(default)]
+    pub name: String,
+    /// Largest L3 packet (Ethernet payload) on this segment. Defaults to the underlay MTU minus
+    /// the VXLAN overhead.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// A local VM-facing port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Identifier (e.g. the Neutron port id), unique on the node.
+    pub name: String,
+    /// The host interface (veth or tap) the VM is attached to.
+    pub interface: String,
+    /// The segment the port is on.
+    pub vni: Vni,
+    /// The VM's MAC address.
+    pub mac: MacAddr,
+    /// The VM's fixed IP addresses.
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    /// Anti-spoofing: the port may only send from its own MAC and IPs (plus the allowed address
+    /// pairs). `false` lets it send anything.
+    #[serde(default = "default_true")]
+    pub port_security: bool,
+    /// Further (MAC, IP or CIDR) pairs the port may send from (Neutron's allowed_address_pairs).
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+}
+
+/// An allowed address pair: an address or CIDR, and the MAC it may be used with (the port's own
+/// when absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPair {
+    /// An address (`10.0.0.5`) or a network (`10.0.0.0/24`).
+    pub ip: IpNetwork,
+    /// The MAC it may be sent from; the port's MAC when absent.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+}
+
+/// Another VTEP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteVtepConfig {
+    /// Its underlay address.
+    pub ip: IpAddr,
+    /// The VNIs it serves: it receives this node's floods for them, and VXLAN from it is
+    /// accepted for them only.
+    pub vnis: Vec<Vni>,
+}
+
+/// A VM behind another VTEP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBindingConfig {
+    /// Its segment.
+    pub vni: Vni,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Its IP addresses (answered locally for ARP and neighbour solicitations).
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    /// The VTEP it is behind.
+    pub vtep: IpAddr,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_vxlan_port() -> u16 {
+    VXLAN_PORT
+}
+fn default_underlay_mtu() -> u32 {
+    1500
+}
+fn default_aging_secs() -> u32 {
+    300
+}
+fn default_max_learned() -> u32 {
+    4096
+}
+
+/// One problem in a configuration, with the path of the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field, e.g. `ports[1].mac`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The document could not be read as a node configuration.
+    #[error("cannot parse the node configuration: {0}")]
+    Parse(String),
+    /// The document was read but is not a valid configuration; every problem found is listed.
+    #[error("invalid node configuration: {}", list(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn list(p: &[ConfigProblem]) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ConfigError {
+    /// The problems, when the document was readable.
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            ConfigError::Invalid(p) => p,
+            ConfigError::Parse(_) => &[],
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML document (the hand-written form). Does not validate.
+    pub fn from_toml(s: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(s).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// The VXLAN overhead over this node's underlay family.
+    pub fn vxlan_overhead(&self) -> u32 {
+        if self.underlay.local_ip.is_ipv4() {
+            VXLAN_OVERHEAD_V4
+        } else {
+            VXLAN_OVERHEAD_V6
+        }
+    }
+
+    /// The MTU a segment gets when its configuration names none.
+    pub fn default_segment_mtu(&self) -> u32 {
+        self.underlay.mtu.saturating_sub(self.vxlan_overhead())
+    }
+
+    /// Checks everything and builds the table set the pipeline runs on.
+    pub fn validate(&self) -> Result<Tables, ConfigError> {
+        let mut v = Validator::default();
+        v.check(self);
+        if v.problems.is_empty() {
+            Ok(Tables::build(self))
+        } else {
+            Err(ConfigError::Invalid(v.problems))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Validator {
+    fn bad(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, c: &NodeConfig) {
+        if !valid_name(&c.node) {
+            self.bad(
+                "node",
+                "must be 1 to 255 characters of letters, digits, '.', '_', '-' or ':'",
+            );
+        }
+        self.check_underlay(c);
+        let segment_mtus = self.check_segments(c);
+        self.check_ports(c, &segment_mtus);
+        let served = self.check_vteps(c, &segment_mtus);
+        self.check_bindings(c, &segment_mtus, &served);
+        self.check_uniqueness(c);
+        self.check_limits(c);
+    }
+
+    fn check_underlay(&mut self, c: &NodeConfig) {
+        let u = &c.underlay;
+        if u.local_ip.is_unspecified() || u.local_ip.is_multicast() || is_broadcast(u.local_ip) {
+            self.bad(
+                "underlay.local_ip",
+                format!("{} cannot be a VTEP address", u.local_ip),
+            );
+        }
+        if u.port == 0 {
+            self.bad("underlay.port", "must not be 0");
+        }
+        let min = MIN_MTU + c.vxlan_overhead();
+        if !(min..=65535).contains(&u.mtu) {
+            self.bad(
+                "underlay.mtu",
+                format!("{} is out of range [{min}, 65535]", u.mtu),
+            );
+        }
+        let l = &c.learning;
+        if l.enabled && l.aging_secs == 0 {
+            self.bad(
+                "learning.aging_secs",
+                "must be at least 1 when learning is enabled",
+            );
+        }
+    }
+
+    fn check_segments(&mut self, c: &NodeConfig) -> HashMap<Vni, u32> {
+        let mut mtus = HashMap::new();
+        let max = c
+            .underlay
+            .mtu
+            .saturating_sub(c.vxlan_overhead())
+            .min(MAX_MTU);
+        for (i, s) in c.segments.iter().enumerate() {
+            let mtu = s.mtu.unwrap_or_else(|| c.default_segment_mtu());
+            if !(MIN_MTU..=max).contains(&mtu) {
+                self.bad(
+                    format!("segments[{i}].mtu"),
+                    format!(
+                        "{mtu} is out of range [{MIN_MTU}, {max}] (the underlay MTU {} minus {} \
+                         bytes of VXLAN overhead)",
+                        c.underlay.mtu,
+                        c.vxlan_overhead()
+                    ),
+                );
+            }
+            if mtus.insert(s.vni, mtu).is_some() {
+                self.bad(
+                    format!("segments[{i}].vni"),
+                    format!("VNI {} is listed twice", s.vni),
+                );
+            }
+        }
+        mtus
+    }
+
+    fn check_ports(&mut self, c: &NodeConfig, segs: &HashMap<Vni, u32>) {
+        let mut names = HashSet::new();
+        let mut ifaces = HashSet::new();
+        for (i, p) in c.ports.iter().enumerate() {
+            let f = |x: &str| format!("ports[{i}].{x}");
+            if !valid_name(&p.name) {
+                self.bad(
+                    f("name"),
+                    "must be 1 to 255 characters of letters, digits, '.', '_', '-' or ':'",
+                );
+            } else if !names.insert(p.name.as_str()) {
+                self.bad(f("name"), format!("port name {:?} is used twice", p.name));
+            }
+            if !valid_ifname(&p.interface) {
+                self.bad(
+                    f("interface"),
+                    format!("{:?} is not a valid interface name (1 to 15 characters, no '/', ':' or whitespace)", p.interface),
+                );
+            } else if !ifaces.insert(p.interface.as_str()) {
+                self.bad(
+                    f("interface"),
+                    format!("interface {:?} is used by two ports", p.interface),
+                );
+            }
+            if !segs.contains_key(&p.vni) {
+                self.bad(f("vni"), format!("VNI {} is not in segments", p.vni));
+            }
+            if !p.mac.is_unicast() {
+                self.bad(f("mac"), format!("{} is not a unicast MAC address", p.mac));
+            }
+            for (j, ip) in p.ips.iter().enumerate() {
+                if !host_address(*ip) {
+                    self.bad(
+                        f(&format!("ips[{j}]")),
+                        format!("{ip} cannot be a port address"),
+                    );
+                }
+            }
+            for (j, pair) in p.allowed_address_pairs.iter().enumerate() {
+                if let Some(m) = pair.mac
+                    && !m.is_unicast()
+                {
+                    self.bad(
+                        f(&format!("allowed_address_pairs[{j}].mac")),
+                        format!("{m} is not a unicast MAC address"),
+                    );
+                }
+                if pair.ip.ip().is_multicast() {
+                    self.bad(
+                        f(&format!("allowed_address_pairs[{j}].ip")),
+                        format!("{} is a multicast network", pair.ip),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_vteps(
+        &mut self,
+        c: &NodeConfig,
+        segs: &HashMap<Vni, u32>,
+    ) -> HashMap<IpAddr, HashSet<Vni>> {
+        let mut served: HashMap<IpAddr, HashSet<Vni>> = HashMap::new();
+        for (i, r) in c.remote_vteps.iter().enumerate() {
+            let f = |x: &str| format!("remote_vteps[{i}].{x}");
+            if !host_address(r.ip) || is_broadcast(r.ip) {
+                self.bad(f("ip"), format!("{} cannot be a VTEP address", r.ip));
+            } else if r.ip == c.underlay.local_ip {
+                self.bad(f("ip"), format!("{} is this node's own VTEP address", r.ip));
+            } else if r.ip.is_ipv4() != c.underlay.local_ip.is_ipv4() {
+                self.bad(
+                    f("ip"),
+                    format!(
+                        "{} is not of the underlay's address family ({})",
+                        r.ip, c.underlay.local_ip
+                    ),
+                );
+            }
+            if served.contains_key(&r.ip) {
+                self.bad(f("ip"), format!("VTEP {} is listed twice", r.ip));
+                continue;
+            }
+            let mut vnis = HashSet::new();
+            for (j, vni) in r.vnis.iter().enumerate() {
+                if !segs.contains_key(vni) {
+                    self.bad(
+                        f(&format!("vnis[{j}]")),
+                        format!("VNI {vni} is not in segments"),
+                    );
+                }
+                if !vnis.insert(*vni) {
+                    self.bad(
+                        f(&format!("vnis[{j}]")),
+                        format!("VNI {vni} is listed twice"),
+                    );
+                }
+            }
+            served.insert(r.ip, vnis);
+        }
+        served
+    }
+
+    fn check_bindings(
+        &mut self,
+        c: &NodeConfig,
+        segs: &HashMap<Vni, u32>,
+        served: &HashMap<IpAddr, HashSet<Vni>>,
+    ) {
+        for (i, b) in c.remote_bindings.iter().enumerate() {
+            let f = |x: &str| format!("remote_bindings[{i}].{x}");
+            if !segs.contains_key(&b.vni) {
+                self.bad(f("vni"), format!("VNI {} is not in segments", b.vni));
+            }
+            if !b.mac.is_unicast() {
+                self.bad(f("mac"), format!("{} is not a unicast MAC address", b.mac));
+            }
+            match served.get(&b.vtep) {
+                None => self.bad(f("vtep"), format!("{} is not in remote_vteps", b.vtep)),
+                Some(v) if !v.contains(&b.vni) => self.bad(
+                    f("vtep"),
+                    format!(
+                        "VTEP {} does not serve VNI {} (add it to its vnis)",
+                        b.vtep, b.vni
+                    ),
+                ),
+                Some(_) => {}
+            }
+            for (j, ip) in b.ips.iter().enumerate() {
+                if !host_address(*ip) {
+                    self.bad(
+                        f(&format!("ips[{j}]")),
+                        format!("{ip} cannot be a VM address"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A MAC or an IP may have one owner per segment, whether local port or remote binding.
+    fn check_uniqueness(&mut self, c: &NodeConfig) {
+        let mut macs: HashMap<(Vni, MacAddr), String> = HashMap::new();
+        let mut ips: HashMap<(Vni, IpAddr), String> = HashMap::new();
+        let owners = c
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("ports[{i}]"), p.vni, p.mac, &p.ips))
+            .chain(
+                c.remote_bindings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (format!("remote_bindings[{i}]"), b.vni, b.mac, &b.ips)),
+            );
+        for (owner, vni, mac, addrs) in owners {
+            if let Some(prev) = macs.insert((vni, mac), owner.clone()) {
+                self.bad(
+                    format!("{owner}.mac"),
+                    format!("{mac} is already used by {prev} in VNI {vni}"),
+                );
+            }
+            for (j, ip) in addrs.iter().enumerate() {
+                if let Some(prev) = ips.insert((vni, *ip), owner.clone()) {
+                    self.bad(
+                        format!("{owner}.ips[{j}]"),
+                        format!("{ip} is already used by {prev} in VNI {vni}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_limits(&mut self, c: &NodeConfig) {
+        let max = usize::from(u16::MAX);
+        for (what, n) in [
+            ("ports", c.ports.len()),
+            ("segments", c.segments.len()),
+            ("remote_vteps", c.remote_vteps.len()),
+        ] {
+            if n > max {
+                self.bad(what, format!("{n} entries; at most {max} are supported"));
+            }
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// Linux interface names: at most IFNAMSIZ-1 = 15 bytes, not "." or "..", no '/', ':' or
+/// whitespace (dev_valid_name in the kernel).
+fn valid_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+fn host_address(ip: IpAddr) -> bool {
+    !(ip.is_unspecified() || ip.is_multicast())
+}
+
+fn is_broadcast(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(a) if a.is_broadcast())
+}
+
+/// The socket address remote VTEPs are reached at.
+pub(crate) fn vtep_addr(c: &NodeConfig, ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, c.underlay.port)
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A small but complete configuration used by the unit tests of several modules.
+    pub(crate) const EXAMPLE: &str = r#"
+node = "hv1"
+
+[underlay]
+local_ip = "192.168.100.1"
+
+[[segments]]
+vni = 100
+name = "tenant-a"
+
+[[segments]]
+vni = 200
+mtu = 1400
+
+[[ports]]
+name = "vm-a1"
+interface = "tap-a1"
+vni = 100
+mac = "fa:16:3e:00:00:01"
+ips = ["10.0.0.1", "fd00::1"]
+allowed_address_pairs = [{ ip = "10.0.0.100/32" }, { ip = "10.1.0.0/24", mac = "fa:16:3e:00:01:00" }]
+
+[[ports]]
+name = "vm-b1"
+interface = "tap-b1"
+vni = 200
+mac = "fa:16:3e:00:00:01"
+ips = ["10.0.0.1"]
+port_security = false
+
+[[remote_vteps]]
+ip = "192.168.100.2"
+vnis = [100, 200]
+
+[[remote_bindings]]
+vni = 100
+mac = "fa:16:3e:00:00:02"
+ips = ["10.0.0.2", "fd00::2"]
+vtep = "192.168.100.2"
+"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::EXAMPLE;
+    use super::*;
+
+    fn example() -> NodeConfig {
+        NodeConfig::from_toml(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn example_is_valid_and_defaults_apply() {
+        let c = example();
+        assert_eq!(c.underlay.port, VXLAN_PORT);
+        assert_eq!(c.underlay.mtu, 1500);
+        assert!(c.learning.enabled);
+        assert!(c.ports[0].port_security);
+        let t = c.validate().unwrap();
+        assert_eq!(t.segments.len(), 2);
+        assert_eq!(t.segments[0].mtu, 1450);
+        assert_eq!(t.segments[1].mtu, 1400);
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let c = example();
+        let j = serde_json::to_string(&c).unwrap();
+        let back: NodeConfig = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_parse_errors() {
+        let e = NodeConfig::from_toml(&EXAMPLE.replace("name = \"tenant-a\"", "nmae = \"x\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("nmae"), "{e}");
+        let e = NodeConfig::from_toml(&EXAMPLE.replace("vni = 200\nmtu", "vni = 16777216\nmtu"))
+            .unwrap_err();
+        assert!(e.to_string().contains("16777216"), "{e}");
+        let e = NodeConfig::from_toml(&EXAMPLE.replace("fa:16:3e:00:00:02", "fa:16:3e:00:00"))
+            .unwrap_err();
+        assert!(e.to_string().contains("MAC"), "{e}");
+    }
+
+    fn problems(c: &NodeConfig) -> Vec<String> {
+        match c.validate() {
+            Ok(_) => vec![],
+            Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn assert_problem(c: &NodeConfig, field: &str, needle: &str) {
+        let p = problems(c);
+        assert!(
+            p.iter()
+                .any(|s| s.starts_with(&format!("{field}:")) && s.contains(needle)),
+            "expected a problem at {field} mentioning {needle:?}, got {p:?}"
+        );
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let mut c = example();
+        c.segments[1].mtu = Some(1460);
+        assert_problem(&c, "segments[1].mtu", "out of range");
+
+        let mut c = example();
+        c.ports[1].interface = "a-very-long-interface".into();
+        assert_problem(&c, "ports[1].interface", "not a valid interface name");
+
+        let mut c = example();
+        c.ports[0].vni = Vni::new(300).unwrap();
+        assert_problem(&c, "ports[0].vni", "not in segments");
+
+        let mut c = example();
+        c.ports[0].mac = "01:00:5e:00:00:01".parse().unwrap();
+        assert_problem(&c, "ports[0].mac", "not a unicast");
+
+        let mut c = example();
+        c.remote_bindings[0].mac = c.ports[0].mac;
+        assert_problem(&c, "remote_bindings[0].mac", "already used by ports[0]");
+
+        let mut c = example();
+        c.remote_bindings[0].ips[0] = "10.0.0.1".parse().unwrap();
+        assert_problem(&c, "remote_bindings[0].ips[0]", "already used by ports[0]");
+
+        let mut c = example();
+        c.remote_vteps[0].vnis = vec![Vni::new(200).unwrap()];
+        assert_problem(&c, "remote_bindings[0].vtep", "does not serve VNI 100");
+
+        let mut c = example();
+        c.remote_vteps[0].ip = "fd00::9".parse().unwrap();
+        assert_problem(&c, "remote_vteps[0].ip", "address family");
+
+        let mut c = example();
+        c.remote_vteps[0].ip = c.underlay.local_ip;
+        assert_problem(&c, "remote_vteps[0].ip", "own VTEP");
+
+        let mut c = example();
+        c.ports[1].name = "vm-a1".into();
+        assert_problem(&c, "ports[1].name", "used twice");
+
+        let mut c = example();
+        c.ports[0].ips.push("224.0.0.1".parse().unwrap());
+        assert_problem(&c, "ports[0].ips[2]", "cannot be a port address");
+
+        let mut c = example();
+        c.underlay.mtu = 100;
+        assert_problem(&c, "underlay.mtu", "out of range");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut c = example();
+        c.ports[0].mac = MacAddr::BROADCAST;
+        c.ports[1].interface = String::new();
+        c.segments[1].mtu = Some(10);
+        assert_eq!(problems(&c).len(), 3, "{:?}", problems(&c));
+    }
+
+    #[test]
+    fn same_mac_and_ip_in_different_segments_is_fine() {
+        // vm-a1 and vm-b1 share MAC and 10.0.0.1 on VNIs 100 and 200: tenants overlap freely.
+        assert!(problems(&example()).is_empty());
+    }
+}
