@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a few seconds each (default 15): a smoke test that the parsers and
+# the pipeline survive arbitrary input. cargo-fuzz needs nightly-only compiler flags; on a
+# stable toolchain RUSTC_BOOTSTRAP=1 enables them.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${1:-15}"
+export RUSTC_BOOTSTRAP=1
+targets=$(cargo fuzz list)
+cargo fuzz build --release $targets >/dev/null 2>&1 || cargo fuzz build --release
+for t in $targets; do
+    echo "fuzz: $t for ${secs}s" >&2
+    mkdir -p "corpus/$t"
+    cargo fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=0 >/dev/null 2>"/tmp/weft-fuzz-$t.log" || {
+        echo "fuzz target $t failed:" >&2
+        tail -50 "/tmp/weft-fuzz-$t.log" >&2
+        exit 1
+    }
+done
+echo "fuzz: all targets ran clean" >&2

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Weft's tests and benches need on a Debian machine. Idempotent: installs only what
+# is missing. Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have bridge || need+=(iproute2)
+have ping || need+=(iputils-ping)
+have iperf3 || need+=(iperf3)
+have tcpdump || need+=(tcpdump)
+have ss || need+=(iproute2)
+have sysctl || need+=(procps)
+have timeout || need+=(coreutils)
+have ethtool || need+=(ethtool)
+
+if ((${#need[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo install --quiet --locked cargo-fuzz
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Weft test: unit and integration tests of all crates (the end-to-end tests build
+# network namespaces, so this must run as root), the benches once in test mode, and each fuzz
+# target briefly. Installs missing system packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the end-to-end tests create network namespaces; run as root (sudo $0)" >&2
+    exit 1
+fi
+./scripts/install-deps.sh
+
+cargo build --workspace --all-targets
+# The end-to-end tests share two CPU cores with the agents they start: run test binaries with
+# at most 2 tests at a time.
+cargo test --workspace --all-targets -- --test-threads 2
+./scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
+echo "all tests passed"
