@@ -7,7 +7,8 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-15}"
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build --release $targets >/dev/null 2>&1 || cargo fuzz build --release
+cargo fuzz build --release
+
 for t in $targets; do
     echo "fuzz: $t for ${secs}s" >&2
     mkdir -p "corpus/$t"

@@ -12,83 +12,20 @@
 //!
 //! Run: `cargo bench -p weft-bench --bench pipeline`.
 
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use weft_bench::fixtures::{decap_batch, encap_batch, l2_tables, restore_decap, restore_encap};
+use weft_bench::cases::l2_cases;
 use weft_bench::tsc;
-use weft_dataplane::pipeline::{Action, Pipeline};
-use weft_dataplane::{BATCH_SIZE, Batch, Timestamp};
-
-#[derive(Clone, Copy)]
-enum Dir {
-    Decap,
-    Encap,
-}
-
-struct Case {
-    name: String,
-    dir: Dir,
-    pipeline: Pipeline,
-    batch: Batch,
-    actions: Vec<Action>,
-}
-
-fn cases() -> Vec<Case> {
-    let mut v = Vec::new();
-    for (macs, flows) in [(1usize, 1usize), (4096, 4096)] {
-        for len in [64usize, 1500] {
-            for dir in [Dir::Decap, Dir::Encap] {
-                let t = l2_tables(macs);
-                let batch = match dir {
-                    Dir::Decap => decap_batch(&t, len, flows),
-                    Dir::Encap => encap_batch(len, flows),
-                };
-                let what = match dir {
-                    Dir::Decap => "decap_to_port",
-                    Dir::Encap => "port_to_encap",
-                };
-                v.push(Case {
-                    name: format!("l2/{what}/{len}B/{macs}macs"),
-                    dir,
-                    pipeline: Pipeline::new(t),
-                    batch,
-                    actions: Vec::with_capacity(BATCH_SIZE),
-                });
-            }
-        }
-    }
-    v
-}
-
-fn run_once(c: &mut Case) {
-    c.pipeline
-        .process(Timestamp(1_000_000_000), &mut c.batch, &mut c.actions);
-    black_box(&c.actions);
-    match c.dir {
-        Dir::Decap => restore_decap(&mut c.batch),
-        Dir::Encap => restore_encap(&mut c.batch),
-    }
-}
-
-fn check(c: &mut Case) {
-    run_once(c);
-    let ok = c.actions.iter().all(|a| match c.dir {
-        Dir::Decap => matches!(a, Action::Port(_)),
-        Dir::Encap => matches!(a, Action::Vtep(_)),
-    });
-    assert!(ok, "{}: unexpected actions {:?}", c.name, &c.actions[..4]);
-    assert_eq!(c.pipeline.counters().total_drops(), 0, "{}: drops", c.name);
-}
+use weft_dataplane::BATCH_SIZE;
 
 fn bench(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BATCH_SIZE as u64));
-    for mut c in cases() {
-        check(&mut c);
+    for mut c in l2_cases() {
+        c.check();
         let name = c.name.clone();
-        g.bench_function(&name, |b| b.iter(|| run_once(&mut c)));
+        g.bench_function(&name, |b| b.iter(|| c.run_once()));
     }
     g.finish();
 }
@@ -99,9 +36,9 @@ fn cycles() {
         "\ncycles per packet (TSC at {:.0} MHz, median of 31 samples of 2000 batches of {BATCH_SIZE}):",
         hz / 1e6
     );
-    for mut c in cases() {
-        check(&mut c);
-        let t = tsc::median_ticks_per_packet(31, 2000, BATCH_SIZE, || run_once(&mut c));
+    for mut c in l2_cases() {
+        c.check();
+        let t = tsc::median_ticks_per_packet(31, 2000, BATCH_SIZE, || c.run_once());
         println!(
             "  {:<40} {:>7.1} cycles/pkt {:>7.2} Mpps/core",
             c.name,

@@ -4,5 +4,7 @@
 //! - [`tsc`]: cycles per packet from the time-stamp counter (this machine's `perf` has no
 //!   hardware counters), as medians over repeated runs.
 
+pub mod cases;
 pub mod fixtures;
+
 pub mod tsc;

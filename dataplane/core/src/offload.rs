@@ -390,4 +390,221 @@ mod tests {
         assert!(!VnetHdr::NONE.needs_work());
         assert_eq!(GsoType::from(9), GsoType::Unknown(9));
     }
+
+    use std::net::IpAddr;
+
+    use crate::wire::ipv4::Ipv4Packet;
+    use crate::wire::ipv6::Ipv6Packet;
+    use crate::wire::tcp::{TcpFlags, TcpPacket};
+    use crate::wire::udp::UdpPacket;
+
+    const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+
+    /// A TCP super-frame: Ethernet + IPv4 (or IPv6) + TCP (20 bytes + 12 of options) + payload,
+    /// with the TCP checksum field holding only the pseudo-header sum, as the kernel leaves it.
+    fn tcp_superframe(v6: bool, payload: &[u8], flags: u8) -> Vec<u8> {
+        let mut f = ETH.to_vec();
+        let tcp_len = 32 + payload.len();
+        let (src, dst): (IpAddr, IpAddr) = if v6 {
+            f[12..14].copy_from_slice(&[0x86, 0xdd]);
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&u16::try_from(tcp_len).unwrap().to_be_bytes());
+            f.extend_from_slice(&[6, 64]);
+            let (s, d) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+            f.extend_from_slice(&std::net::Ipv6Addr::octets(&s));
+            f.extend_from_slice(&std::net::Ipv6Addr::octets(&d));
+            (IpAddr::V6(s), IpAddr::V6(d))
+        } else {
+            let total = u16::try_from(20 + tcp_len).unwrap();
+            let mut ip = vec![
+                0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+            ];
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            f.extend_from_slice(&ip);
+            (
+                IpAddr::V4([10, 0, 0, 1].into()),
+                IpAddr::V4([10, 0, 0, 2].into()),
+            )
+        };
+        // Ports 12345 → 5201, seq 1, ack 1, data offset 8 words (12 bytes of options).
+        let mut tcp = vec![
+            0x30, 0x39, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 1, 0x80, flags, 0x01, 0xf5, 0, 0, 0, 0,
+        ];
+        tcp.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let pseudo =
+            checksum::pseudo_header(&src, &dst, IpProtocol::Tcp, u32::try_from(tcp_len).unwrap())
+                .unwrap();
+        tcp[16..18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        f.extend_from_slice(&tcp);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn gso(t: GsoType, size: u16, csum_start: u16) -> VnetHdr {
+        VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: t,
+            gso_ecn: false,
+            hdr_len: 0,
+            gso_size: size,
+            csum_start,
+            csum_offset: 16,
+        }
+    }
+
+    fn prepare_all(frame: &[u8], h: &VnetHdr) -> Result<Vec<Vec<u8>>, DropReason> {
+        let mut pool = BufPool::new(64, 2048);
+        let mut out = Vec::new();
+        prepare(frame, h, &mut pool, &mut |b: PacketBuf| {
+            out.push(b.data().to_vec())
+        })?;
+        Ok(out)
+    }
+
+    fn payload(n: usize) -> Vec<u8> {
+        (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect()
+    }
+
+    #[test]
+    fn tcp_v4_super_frame_is_split_like_the_kernel_does() {
+        let data = payload(2500);
+        // PSH|ACK|FIN|CWR on the super-frame.
+        let f = tcp_superframe(false, &data, 0x80 | 0x10 | 0x08 | 0x01);
+        let segs = prepare_all(&f, &gso(GsoType::TcpV4, 1000, 34)).unwrap();
+        assert_eq!(segs.len(), 3);
+        let mut joined = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            let ip = Ipv4Packet::new_checked(&s[14..]).unwrap();
+            assert!(ip.verify_checksum(), "segment {i}: IPv4 checksum");
+            assert_eq!(ip.ident(), 0x1234 + u16::try_from(i).unwrap());
+            let want = if i < 2 { 1000 } else { 500 };
+            assert_eq!(usize::from(ip.total_len()), 20 + 32 + want);
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+            assert!(tcp.verify_checksum(&src, &dst), "segment {i}: TCP checksum");
+            assert_eq!(tcp.seq_number(), 1 + 1000 * u32::try_from(i).unwrap());
+            let fl = tcp.flags();
+            assert_eq!(fl.contains(TcpFlags::FIN), i == 2, "FIN on the last only");
+            assert_eq!(fl.contains(TcpFlags::PSH), i == 2, "PSH on the last only");
+            assert_eq!(fl.contains(TcpFlags::CWR), i == 0, "CWR on the first only");
+            assert!(fl.contains(TcpFlags::ACK));
+            assert_eq!(tcp.payload().len(), want);
+            joined.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(joined, data, "the payload survives whole and in order");
+    }
+
+    #[test]
+    fn tcp_v6_super_frame_is_split() {
+        let data = payload(3000);
+        let f = tcp_superframe(true, &data, 0x10);
+        let segs = prepare_all(&f, &gso(GsoType::TcpV6, 1400, 54)).unwrap();
+        assert_eq!(segs.len(), 3);
+        let mut joined = Vec::new();
+        for s in &segs {
+            let ip = Ipv6Packet::new_checked(&s[14..]).unwrap();
+            assert_eq!(usize::from(ip.payload_len()), ip.payload().len());
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(&IpAddr::V6(ip.src_addr()), &IpAddr::V6(ip.dst_addr())));
+            joined.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn udp_segmentation_offload_makes_datagrams() {
+        let data = payload(2500);
+        let mut f = ETH.to_vec();
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let ulen = u16::try_from(8 + data.len()).unwrap();
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&ulen.to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[0x11, 0x11, 0x22, 0x22]);
+        f.extend_from_slice(&ulen.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&data);
+        let mut h = gso(GsoType::UdpL4, 1200, 54);
+        h.csum_offset = 6;
+        let segs = prepare_all(&f, &h).unwrap();
+        assert_eq!(segs.len(), 3);
+        let mut joined = Vec::new();
+        for s in &segs {
+            let ip = Ipv6Packet::new_checked(&s[14..]).unwrap();
+            let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+            assert!(udp.verify_checksum(&IpAddr::V6(ip.src_addr()), &IpAddr::V6(ip.dst_addr())));
+            assert_eq!(usize::from(udp.len()), 8 + udp.payload().len());
+            joined.extend_from_slice(udp.payload());
+        }
+        assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn partial_checksums_are_completed() {
+        let f = tcp_superframe(false, &payload(100), 0x18);
+        let h = VnetHdr {
+            gso_type: GsoType::None,
+            gso_size: 0,
+            ..gso(GsoType::None, 0, 34)
+        };
+        let out = prepare_all(&f, &h).unwrap();
+        assert_eq!(out.len(), 1);
+        let ip = Ipv4Packet::new_checked(&out[0][14..]).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(&IpAddr::V4(ip.src_addr()), &IpAddr::V4(ip.dst_addr())));
+        assert_eq!(&out[0][..34], &f[..34], "only the checksum changes");
+    }
+
+    #[test]
+    fn bad_offload_metadata_is_refused() {
+        let f = tcp_superframe(false, &payload(3000), 0x10);
+        assert_eq!(
+            prepare_all(&f, &gso(GsoType::TcpV4, 0, 34)),
+            Err(DropReason::GsoMalformed)
+        );
+        assert_eq!(
+            prepare_all(&f, &gso(GsoType::TcpV6, 1000, 34)),
+            Err(DropReason::GsoMalformed)
+        );
+        assert_eq!(
+            prepare_all(&f, &gso(GsoType::Unknown(9), 1000, 34)),
+            Err(DropReason::GsoUnsupported)
+        );
+        assert_eq!(
+            prepare_all(&f, &gso(GsoType::Udp, 1000, 34)),
+            Err(DropReason::GsoUnsupported)
+        );
+        assert_eq!(
+            prepare_all(&f[..40], &gso(GsoType::TcpV4, 1000, 34)),
+            Err(DropReason::GsoMalformed)
+        );
+        let small_frame = tcp_superframe(false, &payload(100), 0x10);
+        let h = VnetHdr {
+            gso_type: GsoType::None,
+            ..gso(GsoType::None, 0, 60_000)
+        };
+        assert_eq!(prepare_all(&small_frame, &h), Err(DropReason::GsoMalformed));
+
+        // Not enough buffers for every segment.
+        let mut pool = BufPool::new(2, 2048);
+        let mut n = 0;
+        let r = prepare(
+            &f,
+            &gso(GsoType::TcpV4, 1000, 34),
+            &mut pool,
+            &mut |_b: PacketBuf| n += 1,
+        );
+        assert_eq!(r, Err(DropReason::NoBuffer));
+        // Segments that do not fit a buffer.
+        let mut small = BufPool::new(8, 600);
+        let r = prepare(
+            &f,
+            &gso(GsoType::TcpV4, 1000, 34),
+            &mut small,
+            &mut |_b: PacketBuf| {},
+        );
+        assert_eq!(r, Err(DropReason::TooBig));
+    }
 }

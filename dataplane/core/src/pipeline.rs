@@ -29,7 +29,8 @@ use crate::ids::{PortIdx, SegIdx, VtepIdx};
 use crate::packet::{Batch, PacketBuf, Source};
 use crate::port_security;
 use crate::responder::{arp_reply, nd_reply};
-use crate::tables::{FdbDest, Tables};
+use crate::tables::{FdbDest, Tables, fdb_key};
+
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::{Error as WireError, MacAddr};
@@ -135,6 +136,8 @@ impl Pipeline {
             now: now_s,
             last_vtep: None,
             last_vni: None,
+            last_learned: None,
+            last_dst: None,
         };
         for pkt in batch.packets_mut() {
             let r = match pkt.meta.source {
@@ -163,6 +166,11 @@ struct Ctx<'a> {
     now: u32,
     last_vtep: Option<(IpAddr, VtepIdx)>,
     last_vni: Option<(u32, SegIdx)>,
+    /// The last (FDB key, place) found already known by `learn`: the same source again needs no
+    /// FDB access (its entry was refreshed this batch, and `now` is the same).
+    last_learned: Option<(u64, FdbDest)>,
+    /// The last destination looked up (FDB key, result).
+    last_dst: Option<(u64, Option<FdbDest>)>,
 }
 
 type NodeResult = Result<Action, DropReason>;
@@ -206,7 +214,7 @@ impl Ctx<'_> {
         if l2.dst.is_multicast() {
             return self.flood_from_port(idx, seg, pkt);
         }
-        match self.fdb.lookup(seg, l2.dst).map(|e| e.dest) {
+        match self.lookup(seg, l2.dst) {
             Some(FdbDest::Port(p)) if p == idx => Err(DropReason::SamePort),
             Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
             Some(FdbDest::Vtep(v)) => {
@@ -234,7 +242,12 @@ impl Ctx<'_> {
         })
     }
 
+    /// Records `mac` at `dest`, through a one-entry cache: a flow's packets come in bursts.
     fn learn(&mut self, seg: SegIdx, mac: MacAddr, dest: FdbDest) -> LearnOutcome {
+        let key = fdb_key(seg, mac);
+        if self.last_learned == Some((key, dest)) {
+            return LearnOutcome::Known;
+        }
         let o = self.fdb.learn(seg, mac, dest, self.now);
         match o {
             LearnOutcome::Learned => self.c.event(Event::Learned),
@@ -242,7 +255,30 @@ impl Ctx<'_> {
             LearnOutcome::Limited => self.c.event(Event::LearnLimited),
             LearnOutcome::Known | LearnOutcome::Disabled | LearnOutcome::Conflict(_) => {}
         }
+        match o {
+            LearnOutcome::Known => self.last_learned = Some((key, dest)),
+            LearnOutcome::Learned | LearnOutcome::Moved => {
+                // The FDB changed: cached lookups may be stale.
+                self.last_learned = Some((key, dest));
+                self.last_dst = None;
+            }
+            _ => {}
+        }
         o
+    }
+
+    /// Where `mac` lives in `seg`, through a one-entry cache.
+    #[inline]
+    fn lookup(&mut self, seg: SegIdx, mac: MacAddr) -> Option<FdbDest> {
+        let key = fdb_key(seg, mac);
+        if let Some((k, d)) = self.last_dst
+            && k == key
+        {
+            return d;
+        }
+        let d = self.fdb.lookup(seg, mac).map(|e| e.dest);
+        self.last_dst = Some((key, d));
+        d
     }
 
     /// ARP requests and IPv6 neighbour solicitations for an address the configuration binds in
@@ -317,7 +353,7 @@ impl Ctx<'_> {
                 to_vteps: false,
             });
         }
-        match self.fdb.lookup(seg, l2.dst).map(|e| e.dest) {
+        match self.lookup(seg, l2.dst) {
             Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
             Some(FdbDest::Vtep(_)) => Err(DropReason::NotLocal),
             None => {
@@ -351,4 +387,806 @@ fn encap(t: &Tables, seg: SegIdx, pkt: &mut PacketBuf) -> Result<(), DropReason>
     let hdr = pkt.prepend(VXLAN_HEADER_LEN).ok_or(DropReason::NoBuffer)?;
     hdr.copy_from_slice(&t.segments[seg.get()].vxlan_header);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::config::tests_support::EXAMPLE;
+    use crate::wire::checksum;
+    use crate::wire::icmpv6::{Icmpv6Message, Icmpv6Packet};
+    use crate::wire::ipv6::Ipv6Packet;
+
+    const A1: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]);
+    const A2: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 2]);
+    const PAIR_MAC: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 1, 0]);
+    const STRANGER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    const VTEP: &str = "192.168.100.2:4789";
+
+    fn pipeline_with(cfg: &NodeConfig) -> Pipeline {
+        Pipeline::new(Arc::new(cfg.validate().unwrap()))
+    }
+
+    fn pipeline() -> Pipeline {
+        pipeline_with(&NodeConfig::from_toml(EXAMPLE).unwrap())
+    }
+
+    fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst.octets());
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, len: usize) -> Vec<u8> {
+        let total = u16::try_from(28 + len).unwrap();
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        let c = checksum::finish(checksum::sum(&p, 0));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&u16::try_from(8 + len).unwrap().to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend(std::iter::repeat_n(0x5a, len));
+        p
+    }
+
+    fn arp(op: u16, sha: MacAddr, spa: Ipv4Addr, tha: MacAddr, tpa: Ipv4Addr) -> Vec<u8> {
+        let mut p = vec![0, 1, 8, 0, 6, 4];
+        p.extend_from_slice(&op.to_be_bytes());
+        p.extend_from_slice(&sha.octets());
+        p.extend_from_slice(&spa.octets());
+        p.extend_from_slice(&tha.octets());
+        p.extend_from_slice(&tpa.octets());
+        p
+    }
+
+    /// IPv6 + ICMPv6 with a correct checksum.
+    fn ipv6_icmp(src: Ipv6Addr, dst: Ipv6Addr, hop: u8, icmp: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(icmp.len()).unwrap();
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[58, hop]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        let mut m = icmp.to_vec();
+        let s = checksum::pseudo_header_v6(
+            &src,
+            &dst,
+            crate::wire::ip::IpProtocol::Icmpv6,
+            u32::from(len),
+        );
+        let c = checksum::finish(checksum::sum(&m, s));
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&m);
+        p
+    }
+
+    fn ns(target: Ipv6Addr, sllao: Option<MacAddr>) -> Vec<u8> {
+        let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        if let Some(mac) = sllao {
+            m.extend_from_slice(&[1, 1]);
+            m.extend_from_slice(&mac.octets());
+        }
+        m
+    }
+
+    fn na(target: Ipv6Addr) -> Vec<u8> {
+        let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        m
+    }
+
+    fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+        let v = vni.to_be_bytes();
+        let mut p = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
+        p.extend_from_slice(inner);
+        p
+    }
+
+    fn ip4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// Runs one packet through the pipeline; returns its action and its bytes afterwards.
+    fn run(p: &mut Pipeline, source: Source, bytes: &[u8]) -> (Action, Vec<u8>) {
+        run_at(p, Timestamp(10_000_000_000), source, bytes)
+    }
+
+    fn run_at(p: &mut Pipeline, now: Timestamp, source: Source, bytes: &[u8]) -> (Action, Vec<u8>) {
+        let mut b = PacketBuf::new(2048);
+        assert!(b.fill(bytes));
+        b.meta.source = source;
+        let mut batch = Batch::new();
+        batch.push(b).unwrap();
+        let mut actions = Vec::new();
+        p.process(now, &mut batch, &mut actions);
+        (actions[0], batch.packets()[0].data().to_vec())
+    }
+
+    fn port(i: u16) -> Source {
+        Source::Port(PortIdx(i))
+    }
+
+    fn underlay() -> Source {
+        Source::Underlay(VTEP.parse().unwrap())
+    }
+
+    fn seg(p: &Pipeline, vni: u32) -> SegIdx {
+        p.tables().segment_by_vni(vni).unwrap()
+    }
+
+    fn from_a1_to(dst: MacAddr, dip: &str) -> Vec<u8> {
+        eth(
+            dst,
+            A1,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.1"), ip4(dip), 1000, 2000, 20),
+        )
+    }
+
+    #[test]
+    fn unicast_to_a_remote_vm_is_encapsulated_for_its_vtep() {
+        let mut p = pipeline();
+        let f = from_a1_to(A2, "10.0.0.2");
+        let (a, out) = run(&mut p, port(0), &f);
+        assert_eq!(a, Action::Vtep(VtepIdx(0)));
+        assert_eq!(
+            &out[..8],
+            &[0x08, 0, 0, 0, 0, 0, 100, 0],
+            "VXLAN header for VNI 100"
+        );
+        assert_eq!(&out[8..], &f[..], "the frame follows unchanged");
+        assert_eq!(p.counters().events(Event::Encapsulated), 1);
+    }
+
+    #[test]
+    fn vxlan_is_delivered_by_vni_to_the_right_tenant() {
+        let mut p = pipeline();
+        // Both tenants have a VM with MAC A1: the VNI decides.
+        let inner = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 1, 2, 10),
+        );
+        let (a, out) = run(&mut p, underlay(), &vxlan(100, &inner));
+        assert_eq!(a, Action::Port(PortIdx(0)));
+        assert_eq!(out, inner, "decapsulated");
+        let (a, _) = run(&mut p, underlay(), &vxlan(200, &inner));
+        assert_eq!(a, Action::Port(PortIdx(1)));
+    }
+
+    #[test]
+    fn broadcast_floods_to_ports_and_vteps_but_never_back_into_the_underlay() {
+        let mut p = pipeline();
+        let s = seg(&p, 100);
+        let f = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.1"), ip4("10.0.0.255"), 1, 2, 4),
+        );
+        let (a, out) = run(&mut p, port(0), &f);
+        assert_eq!(
+            a,
+            Action::Flood {
+                seg: s,
+                exclude: Some(PortIdx(0)),
+                to_vteps: true
+            }
+        );
+        assert_eq!(&out[8..], &f[..], "encapsulated once for every VTEP");
+        let f2 = eth(
+            MacAddr::BROADCAST,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.255"), 1, 2, 4),
+        );
+        let (a, out) = run(&mut p, underlay(), &vxlan(100, &f2));
+
+        assert_eq!(
+            a,
+            Action::Flood {
+                seg: s,
+                exclude: None,
+                to_vteps: false
+            }
+        );
+        assert_eq!(out, f2);
+    }
+
+    #[test]
+    fn unknown_unicast_floods_and_is_counted() {
+        let mut p = pipeline();
+        let s = seg(&p, 100);
+        let (a, _) = run(&mut p, port(0), &from_a1_to(STRANGER, "10.0.0.9"));
+        assert_eq!(
+            a,
+            Action::Flood {
+                seg: s,
+                exclude: Some(PortIdx(0)),
+                to_vteps: true
+            }
+        );
+        let inner = eth(
+            STRANGER,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.9"), 1, 2, 4),
+        );
+        let (a, _) = run(&mut p, underlay(), &vxlan(100, &inner));
+        assert_eq!(
+            a,
+            Action::Flood {
+                seg: s,
+                exclude: None,
+                to_vteps: false
+            }
+        );
+        assert_eq!(p.counters().events(Event::UnknownUnicast), 2);
+    }
+
+    #[test]
+    fn arp_for_a_bound_address_is_answered_locally() {
+        let mut p = pipeline();
+        let req = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0806,
+            &arp(1, A1, ip4("10.0.0.1"), MacAddr::ZERO, ip4("10.0.0.2")),
+        );
+        let (a, out) = run(&mut p, port(0), &req);
+        assert_eq!(a, Action::Port(PortIdx(0)));
+        let want = eth(
+            A1,
+            A2,
+            0x0806,
+            &arp(2, A2, ip4("10.0.0.2"), A1, ip4("10.0.0.1")),
+        );
+        assert_eq!(out, want);
+        assert_eq!(p.counters().events(Event::ArpReplied), 1);
+    }
+
+    #[test]
+    fn arp_probes_of_own_address_and_unknown_targets_are_not_answered() {
+        let mut p = pipeline();
+        let s = seg(&p, 100);
+        let flood = Action::Flood {
+            seg: s,
+            exclude: Some(PortIdx(0)),
+            to_vteps: true,
+        };
+        // RFC 5227 probe for the VM's own address: must not be answered.
+        let probe = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0806,
+            &arp(1, A1, Ipv4Addr::UNSPECIFIED, MacAddr::ZERO, ip4("10.0.0.1")),
+        );
+        assert_eq!(run(&mut p, port(0), &probe).0, flood);
+        // Gratuitous ARP.
+        let garp = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0806,
+            &arp(1, A1, ip4("10.0.0.1"), MacAddr::ZERO, ip4("10.0.0.1")),
+        );
+        assert_eq!(run(&mut p, port(0), &garp).0, flood);
+        // Nobody has this address in the configuration.
+        let unknown = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0806,
+            &arp(1, A1, ip4("10.0.0.1"), MacAddr::ZERO, ip4("10.0.0.77")),
+        );
+        assert_eq!(run(&mut p, port(0), &unknown).0, flood);
+        assert_eq!(p.counters().events(Event::ArpReplied), 0);
+    }
+
+    #[test]
+    fn neighbour_solicitation_for_a_bound_address_gets_an_advertisement() {
+        let mut p = pipeline();
+        let src = A1.link_local();
+        let target = ip6("fd00::2");
+        let sn = ip6("ff02::1:ff00:2");
+        let req = eth(
+            MacAddr::ipv6_multicast(sn),
+            A1,
+            0x86dd,
+            &ipv6_icmp(src, sn, 255, &ns(target, Some(A1))),
+        );
+        let (a, out) = run(&mut p, port(0), &req);
+        assert_eq!(a, Action::Port(PortIdx(0)));
+        assert_eq!(&out[..6], &A1.octets(), "to the asker");
+        assert_eq!(&out[6..12], &A2.octets(), "from the owner");
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.hop_limit()),
+            (target, src, 255)
+        );
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(icmp.msg_type(), Icmpv6Message::NeighborAdvert);
+        assert!(icmp.verify_checksum(&target, &src));
+        let m = ip.payload();
+        assert_eq!(m[4], 0x60, "solicited and override");
+        assert_eq!(&m[8..24], &target.octets());
+        assert_eq!(
+            &m[24..32],
+            &[2, 1, 0xfa, 0x16, 0x3e, 0, 0, 2],
+            "target link-layer address"
+        );
+
+        // Duplicate address detection: to all nodes, not solicited.
+        let dad = eth(
+            MacAddr::ipv6_multicast(sn),
+            A1,
+            0x86dd,
+            &ipv6_icmp(Ipv6Addr::UNSPECIFIED, sn, 255, &ns(target, None)),
+        );
+        let (a, out) = run(&mut p, port(0), &dad);
+        assert_eq!(a, Action::Port(PortIdx(0)));
+        assert_eq!(&out[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(ip.dst_addr(), ip6("ff02::1"));
+        assert_eq!(ip.payload()[4], 0x20, "override only");
+        assert_eq!(p.counters().events(Event::NdReplied), 2);
+
+        // Hop limit not 255, or a bad checksum: not a valid solicitation, not answered.
+        let bad_hop = eth(
+            MacAddr::ipv6_multicast(sn),
+            A1,
+            0x86dd,
+            &ipv6_icmp(src, sn, 64, &ns(target, Some(A1))),
+        );
+        assert!(matches!(
+            run(&mut p, port(0), &bad_hop).0,
+            Action::Flood { .. }
+        ));
+        let mut bad_sum = req.clone();
+        bad_sum[14 + 40 + 2] ^= 0xff;
+        assert!(matches!(
+            run(&mut p, port(0), &bad_sum).0,
+            Action::Flood { .. }
+        ));
+        assert_eq!(p.counters().events(Event::NdReplied), 2);
+    }
+
+    fn assert_dropped(p: &mut Pipeline, source: Source, bytes: &[u8], reason: DropReason) {
+        let before = p.counters().drops(reason);
+        let (a, _) = run(p, source, bytes);
+        assert_eq!(a, Action::Drop(reason), "{}", reason.description());
+        assert_eq!(p.counters().drops(reason), before + 1);
+    }
+
+    #[test]
+    fn port_security_drops_spoofing_by_rule() {
+        let mut p = pipeline();
+        let udp = |src: &str| ipv4_udp(ip4(src), ip4("10.0.0.2"), 1, 2, 4);
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, STRANGER, 0x0800, &udp("10.0.0.1")),
+            DropReason::SpoofedMac,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &udp("10.0.0.7")),
+            DropReason::SpoofedIp,
+        );
+        // An address allowed only with another MAC is spoofing with the port's own MAC.
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &udp("10.1.0.5")),
+            DropReason::SpoofedIp,
+        );
+        let bad_arp = arp(1, A1, ip4("10.0.0.2"), MacAddr::ZERO, ip4("10.0.0.9"));
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(MacAddr::BROADCAST, A1, 0x0806, &bad_arp),
+            DropReason::SpoofedArp,
+        );
+        let bad_sha = arp(1, STRANGER, ip4("10.0.0.1"), MacAddr::ZERO, ip4("10.0.0.9"));
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(MacAddr::BROADCAST, A1, 0x0806, &bad_sha),
+            DropReason::SpoofedArp,
+        );
+        let v6 = |src: Ipv6Addr, icmp: &[u8]| {
+            eth(A2, A1, 0x86dd, &ipv6_icmp(src, ip6("fd00::2"), 255, icmp))
+        };
+        assert_dropped(
+            &mut p,
+            port(0),
+            &v6(ip6("fd00::66"), &[128, 0, 0, 0, 0, 1, 0, 1]),
+            DropReason::SpoofedIp,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &v6(ip6("fd00::1"), &na(ip6("fd00::2"))),
+            DropReason::SpoofedNd,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x88cc, &[0; 46]),
+            DropReason::EtherTypeNotAllowed,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x8100, &[0, 5, 8, 0, 0x45, 0, 0, 20]),
+            DropReason::VlanTagged,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, MacAddr::BROADCAST, 0x0800, &udp("10.0.0.1")),
+            DropReason::MulticastSource,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &[0x45, 0, 0]),
+            DropReason::Truncated,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &[0x43; 30]),
+            DropReason::Malformed,
+        );
+        assert_dropped(
+            &mut p,
+            port(0),
+            &[0xfa, 0x16, 0x3e, 0, 0, 2, 0xfa],
+            DropReason::Truncated,
+        );
+    }
+
+    #[test]
+    fn port_security_allows_what_neutron_allows() {
+        let mut p = pipeline();
+        let ok = |a: Action| !matches!(a, Action::Drop(_));
+        let udp = |src: Ipv4Addr, sport, dport| ipv4_udp(src, ip4("10.0.0.2"), sport, dport, 4);
+        // Its address, an allowed pair, and a network allowed with another MAC.
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &udp(ip4("10.0.0.1"), 1, 2))
+        )
+        .0));
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &udp(ip4("10.0.0.100"), 1, 2))
+        )
+        .0));
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(A2, PAIR_MAC, 0x0800, &udp(ip4("10.1.0.5"), 1, 2))
+        )
+        .0));
+        // DHCP from 0.0.0.0, but nothing else from there.
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(
+                MacAddr::BROADCAST,
+                A1,
+                0x0800,
+                &udp(Ipv4Addr::UNSPECIFIED, 68, 67)
+            )
+        )
+        .0));
+        assert_dropped(
+            &mut p,
+            port(0),
+            &eth(A2, A1, 0x0800, &udp(Ipv4Addr::UNSPECIFIED, 68, 68)),
+            DropReason::SpoofedIp,
+        );
+        // IPv6 from its link-local address (EUI-64 of its MAC) and DAD from ::.
+        let echo = [128, 0, 0, 0, 0, 1, 0, 1];
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(
+                A2,
+                A1,
+                0x86dd,
+                &ipv6_icmp(A1.link_local(), ip6("fe80::1"), 64, &echo)
+            )
+        )
+        .0));
+        let sn = ip6("ff02::1:ff00:1");
+        let dad = ipv6_icmp(Ipv6Addr::UNSPECIFIED, sn, 255, &ns(ip6("fd00::1"), None));
+        assert!(ok(run(
+            &mut p,
+            port(0),
+            &eth(MacAddr::ipv6_multicast(sn), A1, 0x86dd, &dad)
+        )
+        .0));
+        // Its own neighbour advertisements.
+        let own_na = ipv6_icmp(ip6("fd00::1"), ip6("fd00::2"), 255, &na(ip6("fd00::1")));
+        assert!(ok(run(&mut p, port(0), &eth(A2, A1, 0x86dd, &own_na)).0));
+        assert_eq!(p.counters().drops(DropReason::SpoofedIp), 1);
+        assert_eq!(p.counters().total_drops(), 1);
+    }
+
+    #[test]
+    fn a_port_without_port_security_sends_anything_and_its_macs_are_learned() {
+        let mut p = pipeline();
+        let s = seg(&p, 200);
+        // Any MAC, any EtherType (A2 is not bound in VNI 200: flooded).
+        let f = eth(A2, STRANGER, 0x88cc, &[0; 46]);
+        let (a, _) = run(&mut p, port(1), &f);
+        assert_eq!(
+            a,
+            Action::Flood {
+                seg: s,
+                exclude: Some(PortIdx(1)),
+                to_vteps: true
+            }
+        );
+        assert_eq!(
+            p.fdb().lookup(s, STRANGER).unwrap().dest,
+            FdbDest::Port(PortIdx(1))
+        );
+        let inner = eth(
+            STRANGER,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.50"), 1, 2, 4),
+        );
+        assert_eq!(
+            run(&mut p, underlay(), &vxlan(200, &inner)).0,
+            Action::Port(PortIdx(1))
+        );
+    }
+
+    #[test]
+    fn bad_vxlan_is_dropped_by_reason() {
+        let mut p = pipeline();
+        let inner = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 1, 2, 4),
+        );
+        let stranger: SocketAddr = "192.168.100.66:4789".parse().unwrap();
+        assert_dropped(
+            &mut p,
+            Source::Underlay(stranger),
+            &vxlan(100, &inner),
+            DropReason::UnknownVtep,
+        );
+        assert_dropped(&mut p, underlay(), &[8, 0, 0], DropReason::BadVxlan);
+        let mut no_i = vxlan(100, &inner);
+        no_i[0] = 0;
+        assert_dropped(&mut p, underlay(), &no_i, DropReason::BadVxlan);
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(999, &inner),
+            DropReason::UnknownVni,
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(100, &inner[..9]),
+            DropReason::Truncated,
+        );
+        // The configuration puts A1 on a local port of VNI 100: a remote claim is refused.
+        let claim = eth(
+            A2,
+            A1,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 4),
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(100, &claim),
+            DropReason::RemoteMacConflict,
+        );
+        // Unicast for a MAC behind the same (or another) VTEP: no transit through us.
+        let transit = eth(
+            A2,
+            STRANGER,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.9"), ip4("10.0.0.2"), 1, 2, 4),
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(100, &transit),
+            DropReason::NotLocal,
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(100, &eth(A1, MacAddr::BROADCAST, 0x0800, &[0; 30])),
+            DropReason::MulticastSource,
+        );
+    }
+
+    #[test]
+    fn vteps_are_accepted_only_for_the_vnis_they_serve() {
+        let mut cfg = NodeConfig::from_toml(EXAMPLE).unwrap();
+        cfg.remote_vteps[0].vnis.retain(|v| v.get() == 100);
+        cfg.remote_bindings.retain(|b| b.vni.get() == 100);
+        let mut p = pipeline_with(&cfg);
+        let inner = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 1, 2, 4),
+        );
+        assert_eq!(
+            run(&mut p, underlay(), &vxlan(100, &inner)).0,
+            Action::Port(PortIdx(0))
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(200, &inner),
+            DropReason::VtepNotInSegment,
+        );
+    }
+
+    #[test]
+    fn frames_over_the_segment_mtu_are_dropped_both_ways() {
+        let mut p = pipeline();
+        // VNI 100 has MTU 1450: an IPv4 packet of 1450 bytes passes, 1451 does not.
+        let fits = eth(
+            A2,
+            A1,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 1450 - 28),
+        );
+        assert_eq!(run(&mut p, port(0), &fits).0, Action::Vtep(VtepIdx(0)));
+        let big = eth(
+            A2,
+            A1,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 1451 - 28),
+        );
+        assert_dropped(&mut p, port(0), &big, DropReason::MtuExceeded);
+        let big_in = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 1, 2, 1451 - 28),
+        );
+        assert_dropped(
+            &mut p,
+            underlay(),
+            &vxlan(100, &big_in),
+            DropReason::MtuExceeded,
+        );
+    }
+
+    #[test]
+    fn remote_macs_are_learned_aged_and_kept_across_swaps() {
+        let mut p = pipeline();
+        let s = seg(&p, 100);
+        let t0 = Timestamp(10_000_000_000);
+        let inner = eth(
+            A1,
+            STRANGER,
+            0x0800,
+            &ipv4_udp(ip4("10.0.0.9"), ip4("10.0.0.1"), 1, 2, 4),
+        );
+        assert_eq!(
+            run_at(&mut p, t0, underlay(), &vxlan(100, &inner)).0,
+            Action::Port(PortIdx(0))
+        );
+        assert_eq!(p.counters().events(Event::Learned), 1);
+        // Traffic to it now goes to its VTEP instead of flooding.
+        assert_eq!(
+            run(&mut p, port(0), &from_a1_to(STRANGER, "10.0.0.9")).0,
+            Action::Vtep(VtepIdx(0))
+        );
+
+        // A reload that keeps segment and VTEP keeps the entry.
+        let mut cfg = NodeConfig::from_toml(EXAMPLE).unwrap();
+        cfg.revision = 2;
+        p.swap_tables(Arc::new(cfg.validate().unwrap()));
+        assert!(p.fdb().lookup(s, STRANGER).is_some());
+
+        // Aging (300 s): still there at +299 s, gone at +300 s.
+        p.handle_timeout(t0.plus(Duration::from_secs(299)));
+        assert!(p.fdb().lookup(s, STRANGER).is_some());
+        p.handle_timeout(t0.plus(Duration::from_secs(400)));
+        assert!(p.fdb().lookup(s, STRANGER).is_none());
+        assert_eq!(p.counters().events(Event::Aged), 1);
+        assert!(matches!(
+            run(&mut p, port(0), &from_a1_to(STRANGER, "10.0.0.9")).0,
+            Action::Flood { .. }
+        ));
+    }
+
+    #[test]
+    fn learning_stops_at_the_segment_limit() {
+        let mut cfg = NodeConfig::from_toml(EXAMPLE).unwrap();
+        cfg.learning.max_per_segment = 3;
+        let mut p = pipeline_with(&cfg);
+        for i in 0..5u8 {
+            let src = MacAddr([0x02, 0, 0, 0, 1, i]);
+            let inner = eth(
+                A1,
+                src,
+                0x0800,
+                &ipv4_udp(ip4("10.0.0.9"), ip4("10.0.0.1"), 1, 2, 4),
+            );
+            // Frames are still delivered; only learning stops.
+            assert_eq!(
+                run(&mut p, underlay(), &vxlan(100, &inner)).0,
+                Action::Port(PortIdx(0))
+            );
+        }
+        assert_eq!(p.counters().events(Event::Learned), 3);
+        assert_eq!(p.counters().events(Event::LearnLimited), 2);
+    }
+
+    #[test]
+    fn a_batch_mixes_sources_and_outcomes() {
+        let mut p = pipeline();
+        let mut batch = Batch::new();
+        let frames: Vec<(Source, Vec<u8>)> = vec![
+            (port(0), from_a1_to(A2, "10.0.0.2")),
+            (
+                underlay(),
+                vxlan(
+                    100,
+                    &eth(
+                        A1,
+                        A2,
+                        0x0800,
+                        &ipv4_udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 1, 2, 4),
+                    ),
+                ),
+            ),
+            (port(0), eth(A2, STRANGER, 0x0800, &[0; 30])),
+            (Source::Port(PortIdx(99)), from_a1_to(A2, "10.0.0.2")),
+            (Source::None, vec![0; 60]),
+        ];
+        for (s, f) in &frames {
+            let mut b = PacketBuf::new(2048);
+            b.fill(f);
+            b.meta.source = *s;
+            batch.push(b).unwrap();
+        }
+        let mut actions = Vec::new();
+        p.process(Timestamp(1), &mut batch, &mut actions);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Vtep(VtepIdx(0)),
+                Action::Port(PortIdx(0)),
+                Action::Drop(DropReason::SpoofedMac),
+                Action::Drop(DropReason::NoSuchPort),
+                Action::Drop(DropReason::Malformed),
+            ]
+        );
+    }
 }

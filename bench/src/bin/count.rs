@@ -1,0 +1,34 @@
+//! Runs one pipeline case a given number of times and exits: a workload for callgrind, whose
+//! instruction counts do not depend on what else the machine is doing.
+//!
+//! `weft-bench-count <case> <batches>`; `scripts/bench-instructions.sh` runs it twice under
+//! callgrind (with N and N + 1000 batches) and divides the difference by 64 000 packets, so
+//! set-up costs cancel out.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(name), Some(n)) = (
+        args.get(1),
+        args.get(2).and_then(|n| n.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: weft-bench-count <case> <batches>; cases:");
+        for c in weft_bench::cases::l2_cases() {
+            eprintln!("  {}", c.name);
+        }
+        return ExitCode::FAILURE;
+    };
+    let Some(mut c) = weft_bench::cases::l2_cases()
+        .into_iter()
+        .find(|c| &c.name == name)
+    else {
+        eprintln!("no case named {name}");
+        return ExitCode::FAILURE;
+    };
+    c.check();
+    for _ in 0..n {
+        c.run_once();
+    }
+    ExitCode::SUCCESS
+}
