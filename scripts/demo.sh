@@ -3,16 +3,19 @@
 # "hypervisors" in network namespaces joined by an underlay link, a `weft agent` on each, and two
 # tenants whose VMs (namespaces) use the same addresses and talk over isolated VXLAN networks.
 #
-#   sudo ./scripts/demo.sh          build, set up, ping, show counters, then wait; Ctrl-C cleans up
-#   sudo ./scripts/demo.sh --once   the same, cleaning up right after the pings
+#   ./scripts/demo.sh          (as root) build, set up, ping, show counters; then, when run from a
+#                              terminal, keep everything up until Ctrl-C
+#   ./scripts/demo.sh --once   clean up right after the counters, even from a terminal
 #
 # Everything it creates (namespaces named weftdemo-<pid>-*, and the agents) is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 once=0
 [ "${1:-}" = "--once" ] && once=1
+[ -t 0 ] || once=1
 if [ "$(id -u)" -ne 0 ]; then
-    echo "demo.sh creates network namespaces; run it as root (sudo $0)" >&2
+    echo "demo.sh creates network namespaces; run it as root" >&2
+
     exit 1
 fi
 ./scripts/install-deps.sh

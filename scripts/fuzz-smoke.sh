@@ -4,6 +4,11 @@
 # stable toolchain RUSTC_BOOTSTRAP=1 enables them.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo install --quiet --locked cargo-fuzz
+fi
+
 secs="${1:-15}"
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)

@@ -24,7 +24,3 @@ if ((${#need[@]})); then
     $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz" >&2
-    cargo install --quiet --locked cargo-fuzz
-fi

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: the end-to-end tests create network namespaces; run as root (sudo $0)" >&2
+    echo "test.sh: the end-to-end tests create network namespaces; run it as root" >&2
+
     exit 1
 fi
 ./scripts/install-deps.sh

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Lab, eventually, must, run, stats, weft_bin};
+use common::{eventually, must, run, stats, weft_bin};
 
 const MAC1: &str = "fa:16:3e:00:00:01";
 const MAC2: &str = "fa:16:3e:00:00:02";
@@ -61,7 +61,7 @@ vtep = "192.168.100.{other}"
 /// with status 0 and removes the control socket.
 #[test]
 fn reload_keeps_traffic_and_sigterm_exits_cleanly() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let hv1 = lab.netns("hv1");
     let hv2 = lab.netns("hv2");
     lab.underlay(&hv1, "192.168.100.1/24", &hv2, "192.168.100.2/24");
@@ -226,7 +226,7 @@ fn check_config_reports_every_problem_by_field() {
 /// `weft capture` writes a port's frames, both directions, to a pcap file.
 #[test]
 fn capture_from_the_command_line() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let hv1 = lab.netns("hv1");
     let hv2 = lab.netns("hv2");
     lab.underlay(&hv1, "192.168.100.1/24", &hv2, "192.168.100.2/24");

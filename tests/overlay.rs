@@ -148,7 +148,7 @@ fn tcp_transfer(lab: &mut Lab, server: &str, client: &str, server_addr: &str, by
 /// (the VMs' veths use TSO, so this crosses the GSO segmentation path).
 #[test]
 fn vms_on_two_hypervisors_talk_over_ipv4_and_ipv6() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let t = topology(&mut lab);
     let ag1 = lab.agent("agent-hv1", &t.hv1, &config(1));
     let ag2 = lab.agent("agent-hv2", &t.hv2, &config(2));
@@ -195,7 +195,7 @@ fn vms_on_two_hypervisors_talk_over_ipv4_and_ipv6() {
 /// no frame of one tenant reaches the other, as captures inside every VM and on the agent show.
 #[test]
 fn tenants_with_identical_addresses_are_isolated() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let t = topology(&mut lab);
     let ag1 = lab.agent("agent-hv1", &t.hv1, &config(1));
     let _ag2 = lab.agent("agent-hv2", &t.hv2, &config(2));
@@ -309,7 +309,7 @@ fn tenants_with_identical_addresses_are_isolated() {
 /// and Weft learns the kernel side's MAC from the underlay.
 #[test]
 fn interoperates_with_kernel_vxlan() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let hv1 = lab.netns("hv1");
     let hv2 = lab.netns("hv2");
     lab.underlay(&hv1, "192.168.100.1/24", &hv2, "192.168.100.2/24");
@@ -424,7 +424,7 @@ fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
 /// frames and datagrams are dropped and counted by reason; everyone else keeps talking.
 #[test]
 fn spoofed_and_garbage_traffic_is_dropped_and_counted() {
-    let mut lab = Lab::new();
+    let mut lab = common::lab();
     let t = topology(&mut lab);
     let ag1 = lab.agent("agent-hv1", &t.hv1, &config(1));
     let _ag2 = lab.agent("agent-hv2", &t.hv2, &config(2));

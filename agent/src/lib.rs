@@ -126,6 +126,8 @@ fn open_port(interface: &str, t: &Tables) -> std::io::Result<Box<dyn FrameIo>> {
         tx_frame_size: slot,
         tx_frame_count: TX_SLOTS,
         block_count: RX_BLOCKS,
+        block_timeout_ms: 1,
+
         ..AfPacketConfig::default()
     };
     AfPacket::open(interface, &cfg)
