@@ -13,7 +13,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weft_bench::fixtures::{LOCAL_IP, LOCAL_MAC, remote_ip, remote_mac, udp_frame};
 
 fn frames() -> Vec<Vec<u8>> {
-    (0..64).map(|i| udp_frame(remote_mac(i), LOCAL_MAC, LOCAL_IP, remote_ip(i), 64)).collect()
+    (0..64)
+        .map(|i| udp_frame(remote_mac(i), LOCAL_MAC, LOCAL_IP, remote_ip(i), 64))
+        .collect()
 }
 
 fn weft(frames: &[Vec<u8>]) -> u64 {
@@ -23,10 +25,15 @@ fn weft(frames: &[Vec<u8>]) -> u64 {
     let mut acc = 0u64;
     for f in frames {
         let Ok(l2) = parse_l2(f) else { continue };
-        let Ok(ip) = Ipv4Packet::new_checked(&f[l2.l3_offset..]) else { continue };
-        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { continue };
+        let Ok(ip) = Ipv4Packet::new_checked(&f[l2.l3_offset..]) else {
+            continue;
+        };
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+            continue;
+        };
         acc += l2.dst.to_u64() ^ l2.src.to_u64() ^ u64::from(u16::from(l2.ethertype));
-        acc += u64::from(u32::from(ip.src_addr()) ^ u32::from(ip.dst_addr())) + u64::from(u8::from(ip.next_header()));
+        acc += u64::from(u32::from(ip.src_addr()) ^ u32::from(ip.dst_addr()))
+            + u64::from(u8::from(ip.next_header()));
         acc += u64::from(udp.src_port()) + u64::from(udp.dst_port());
     }
     acc
@@ -36,7 +43,9 @@ fn etherparse(frames: &[Vec<u8>]) -> u64 {
     use etherparse::{InternetSlice, LinkSlice, SlicedPacket, TransportSlice};
     let mut acc = 0u64;
     for f in frames {
-        let Ok(p) = SlicedPacket::from_ethernet(f) else { continue };
+        let Ok(p) = SlicedPacket::from_ethernet(f) else {
+            continue;
+        };
         if let Some(LinkSlice::Ethernet2(e)) = &p.link {
             let d = e.destination();
             let s = e.source();
@@ -44,7 +53,8 @@ fn etherparse(frames: &[Vec<u8>]) -> u64 {
         }
         if let Some(InternetSlice::Ipv4(ip)) = &p.net {
             let h = ip.header();
-            acc += u64::from(u32::from(h.source_addr()) ^ u32::from(h.destination_addr())) + u64::from(h.protocol().0);
+            acc += u64::from(u32::from(h.source_addr()) ^ u32::from(h.destination_addr()))
+                + u64::from(h.protocol().0);
         }
         if let Some(TransportSlice::Udp(u)) = &p.transport {
             acc += u64::from(u.source_port()) + u64::from(u.destination_port());
@@ -57,12 +67,19 @@ fn smoltcp(frames: &[Vec<u8>]) -> u64 {
     use smoltcp::wire::{EthernetFrame, Ipv4Packet, UdpPacket};
     let mut acc = 0u64;
     for f in frames {
-        let Ok(e) = EthernetFrame::new_checked(&f[..]) else { continue };
-        let Ok(ip) = Ipv4Packet::new_checked(e.payload()) else { continue };
-        let Ok(u) = UdpPacket::new_checked(ip.payload()) else { continue };
+        let Ok(e) = EthernetFrame::new_checked(&f[..]) else {
+            continue;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(e.payload()) else {
+            continue;
+        };
+        let Ok(u) = UdpPacket::new_checked(ip.payload()) else {
+            continue;
+        };
         let (d, s) = (e.dst_addr(), e.src_addr());
         acc += u64::from(d.0[5]) ^ u64::from(s.0[5]) ^ u64::from(u16::from(e.ethertype()));
-        acc += u64::from(u32::from(ip.src_addr()) ^ u32::from(ip.dst_addr())) + u64::from(u8::from(ip.next_header()));
+        acc += u64::from(u32::from(ip.src_addr()) ^ u32::from(ip.dst_addr()))
+            + u64::from(u8::from(ip.next_header()));
         acc += u64::from(u.src_port()) + u64::from(u.dst_port());
     }
     acc
@@ -74,7 +91,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire/eth_ipv4_udp_parse");
     g.throughput(Throughput::Elements(64));
     g.bench_function("weft", |b| b.iter(|| black_box(weft(black_box(&f)))));
-    g.bench_function("etherparse", |b| b.iter(|| black_box(etherparse(black_box(&f)))));
+    g.bench_function("etherparse", |b| {
+        b.iter(|| black_box(etherparse(black_box(&f))))
+    });
     g.bench_function("smoltcp", |b| b.iter(|| black_box(smoltcp(black_box(&f)))));
     g.finish();
 }

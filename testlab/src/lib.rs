@@ -46,7 +46,6 @@ pub fn must(cmd: &str, args: &[&str]) -> String {
 /// A process the lab started.
 #[derive(Debug)]
 struct Proc {
-
     label: String,
     child: Child,
     log: Option<PathBuf>,
@@ -203,7 +202,6 @@ impl Lab {
             ns,
             &[
                 &weft,
-
                 "--log",
                 "info",
                 "agent",

@@ -35,7 +35,9 @@ fn main() -> ExitCode {
         Some("blast") => blast(&args[2..]),
         Some("sink") => sink(&args[2..]),
         Some("-h" | "--help") => {
-            println!("usage: weft-e2e [--rounds N] [--seconds S] [--weft PATH] | blast TO SECS | sink BIND SECS");
+            println!(
+                "usage: weft-e2e [--rounds N] [--seconds S] [--weft PATH] | blast TO SECS | sink BIND SECS"
+            );
             Ok(())
         }
         _ => compare(&args[1..]),
@@ -52,9 +54,17 @@ fn main() -> ExitCode {
 /// `blast TO SECS`: sends 18-byte UDP datagrams to TO as fast as sendmmsg allows for SECS
 /// seconds; prints how many were sent.
 fn blast(args: &[String]) -> Result<(), String> {
-    let to: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or("blast TO SECS")?;
-    let secs: f64 = args.get(1).and_then(|a| a.parse().ok()).ok_or("blast TO SECS")?;
-    let local: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| "addr")?;
+    let to: SocketAddr = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or("blast TO SECS")?;
+    let secs: f64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .ok_or("blast TO SECS")?;
+    let local: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| "addr")?;
     let mut s = UdpUnderlay::bind(local, &UdpConfig::default()).map_err(|e| e.to_string())?;
     let payload = [0x5au8; 18];
     let end = Instant::now() + Duration::from_secs_f64(secs);
@@ -71,8 +81,14 @@ fn blast(args: &[String]) -> Result<(), String> {
 /// `sink BIND SECS`: counts datagrams arriving on BIND; stops SECS seconds after the first, or
 /// 1 s after the last. Prints `packets seconds` (from the first packet to the last).
 fn sink(args: &[String]) -> Result<(), String> {
-    let bind: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or("sink BIND SECS")?;
-    let secs: f64 = args.get(1).and_then(|a| a.parse().ok()).ok_or("sink BIND SECS")?;
+    let bind: SocketAddr = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or("sink BIND SECS")?;
+    let secs: f64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .ok_or("sink BIND SECS")?;
     let mut s = UdpUnderlay::bind(bind, &UdpConfig::default()).map_err(|e| e.to_string())?;
     let mut pool = BufPool::new(256, 2048);
     let mut batch = Batch::new();
@@ -83,7 +99,9 @@ fn sink(args: &[String]) -> Result<(), String> {
     loop {
         let mut fds = [PollEntry::readable(s.fd())];
         poll(&mut fds, Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
-        let st = s.recv_batch(&mut pool, &mut batch).map_err(|e| e.to_string())?;
+        let st = s
+            .recv_batch(&mut pool, &mut batch)
+            .map_err(|e| e.to_string())?;
         batch.drain(|b| pool.free(b));
         let now = Instant::now();
         if st.received > 0 {
@@ -92,7 +110,12 @@ fn sink(args: &[String]) -> Result<(), String> {
             first.get_or_insert(now);
         }
         match first {
-            Some(f) if now - f > Duration::from_secs_f64(secs) || now - last > Duration::from_secs(1) => break,
+            Some(f)
+                if now - f > Duration::from_secs_f64(secs)
+                    || now - last > Duration::from_secs(1) =>
+            {
+                break;
+            }
             None if now > give_up => break,
             _ => {}
         }
@@ -127,7 +150,17 @@ fn topology(weft: &PathBuf, kernel: bool) -> Side {
             for mac in ["00:00:00:00:00:00", mac_other] {
                 weft_testlab::must(
                     "bridge",
-                    &["-n", hv, "fdb", "append", mac, "dev", "vx100", "dst", &format!("192.168.100.{other}")],
+                    &[
+                        "-n",
+                        hv,
+                        "fdb",
+                        "append",
+                        mac,
+                        "dev",
+                        "vx100",
+                        "dst",
+                        &format!("192.168.100.{other}"),
+                    ],
                 );
             }
         } else {
@@ -142,24 +175,49 @@ fn topology(weft: &PathBuf, kernel: bool) -> Side {
             lab.agent(&format!("agent-hv{me}"), hv, &cfg);
         }
     }
-    assert!(lab.ping_until(&a1, "10.0.0.2", 10), "no connectivity through {}", if kernel { "the kernel" } else { "weft" });
-    Side { name: if kernel { "kernel" } else { "weft" }, a1, a2, lab }
+    assert!(
+        lab.ping_until(&a1, "10.0.0.2", 10),
+        "no connectivity through {}",
+        if kernel { "the kernel" } else { "weft" }
+    );
+    Side {
+        name: if kernel { "kernel" } else { "weft" },
+        a1,
+        a2,
+        lab,
+    }
 }
 
 fn tcp_gbps(s: &mut Side, secs: u32) -> f64 {
     let t = secs.to_string();
-    let o = s.lab.try_exec(&s.a1, &["timeout", "60", "iperf3", "-c", "10.0.0.2", "-t", &t, "-J"]);
+    let o = s.lab.try_exec(
+        &s.a1,
+        &["timeout", "60", "iperf3", "-c", "10.0.0.2", "-t", &t, "-J"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e9
 }
 
 /// (delivered, offered) 64-byte packet rates in Mpps.
 fn small_mpps(s: &mut Side, self_exe: &str, secs: u32) -> (f64, f64) {
     let label = format!("sink-{}-{}", s.name, Instant::now().elapsed().as_nanos());
-    let sink = s.lab.spawn(&label, &s.a2, &[self_exe, "sink", "10.0.0.2:9000", &(secs - 1).to_string()]);
+    let sink = s.lab.spawn(
+        &label,
+        &s.a2,
+        &[self_exe, "sink", "10.0.0.2:9000", &(secs - 1).to_string()],
+    );
     std::thread::sleep(Duration::from_millis(300));
-    let o = s.lab.try_exec(&s.a1, &[self_exe, "blast", "10.0.0.2:9000", &secs.to_string()]);
-    let sent: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0.0);
+    let o = s.lab.try_exec(
+        &s.a1,
+        &[self_exe, "blast", "10.0.0.2:9000", &secs.to_string()],
+    );
+    let sent: f64 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
     s.lab.wait(sink, Duration::from_secs(u64::from(secs) + 40));
     let out = weft_testlab::read(&s.lab.path(&format!("{label}.log")));
     let mut it = out.split_whitespace();
@@ -170,7 +228,10 @@ fn small_mpps(s: &mut Side, self_exe: &str, secs: u32) -> (f64, f64) {
 }
 
 fn rtt_ms(s: &mut Side) -> f64 {
-    let o = s.lab.try_exec(&s.a1, &["ping", "-n", "-q", "-c", "200", "-i", "0.005", "10.0.0.2"]);
+    let o = s.lab.try_exec(
+        &s.a1,
+        &["ping", "-n", "-q", "-c", "200", "-i", "0.005", "10.0.0.2"],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     // rtt min/avg/max/mdev = 0.041/0.058/0.120/0.010 ms
     out.lines()
@@ -183,7 +244,11 @@ fn rtt_ms(s: &mut Side) -> f64 {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn compare(args: &[String]) -> Result<(), String> {
@@ -195,13 +260,21 @@ fn compare(args: &[String]) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rounds" => rounds = it.next().and_then(|v| v.parse().ok()).ok_or("--rounds N")?,
-            "--seconds" => secs = it.next().and_then(|v| v.parse().ok()).ok_or("--seconds S")?,
+            "--seconds" => {
+                secs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--seconds S")?
+            }
             "--weft" => weft = it.next().map(PathBuf::from).ok_or("--weft PATH")?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if !weft.exists() {
-        return Err(format!("{} not found: build it first (cargo build --release)", weft.display()));
+        return Err(format!(
+            "{} not found: build it first (cargo build --release)",
+            weft.display()
+        ));
     }
     let self_exe = self_exe.to_string_lossy().into_owned();
     let mut sides = [topology(&weft, false), topology(&weft, true)];
@@ -229,16 +302,24 @@ fn compare(args: &[String]) -> Result<(), String> {
     }
     let med = |i: usize, k: usize| median(results[i][k].clone());
     println!("\nend-to-end, medians of {rounds} rounds of {secs} s (same run, alternating):");
-    println!("{:<26} {:>12} {:>12} {:>12}", "", "weft", "kernel", "weft/kernel");
+    println!(
+        "{:<26} {:>12} {:>12} {:>12}",
+        "", "weft", "kernel", "weft/kernel"
+    );
     for (k, what, unit) in [
         (0, "TCP throughput", "Gbit/s"),
         (1, "64 B packet rate", "Mpps"),
         (3, "64 B offered by sender", "Mpps"),
         (2, "ping RTT (avg)", "ms"),
     ] {
-
         let (w, kk) = (med(0, k), med(1, k));
-        println!("{:<26} {:>12} {:>12} {:>12.2}", format!("{what} ({unit})"), format!("{w:.3}"), format!("{kk:.3}"), w / kk);
+        println!(
+            "{:<26} {:>12} {:>12} {:>12.2}",
+            format!("{what} ({unit})"),
+            format!("{w:.3}"),
+            format!("{kk:.3}"),
+            w / kk
+        );
     }
     Ok(())
 }
