@@ -15,6 +15,9 @@ fi
 cargo build --workspace --all-targets
 # The end-to-end tests share two CPU cores with the agents they start: run test binaries with
 # at most 2 tests at a time.
-cargo test --workspace --all-targets -- --test-threads 2
+cargo test --workspace --lib --bins --tests -- --test-threads 2
+# Benches in criterion's test mode: every case once, checking it runs and forwards as expected.
+cargo test --workspace --benches
+
 ./scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
 echo "all tests passed"
