@@ -17,7 +17,8 @@ cargo build --workspace --all-targets
 # at most 2 tests at a time.
 cargo test --workspace --lib --bins --tests -- --test-threads 2
 # Benches in criterion's test mode: every case once, checking it runs and forwards as expected.
-cargo test --workspace --benches
+cargo test -p weft-bench --benches
+
 
 ./scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
 echo "all tests passed"

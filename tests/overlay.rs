@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use common::{Lab, contains_run, eventually, pcap_packets, stats};
 use weft_dataplane::DropReason;
+use weft_dataplane::testing;
+use weft_dataplane::wire::MacAddr;
 
 const MAC1: &str = "fa:16:3e:00:00:01";
 const MAC2: &str = "fa:16:3e:00:00:02";
@@ -383,41 +385,23 @@ vnis = [100]
     assert_eq!(s.drop_count(DropReason::UnknownVtep), 0, "{}", s.render());
 }
 
-/// Builds an Ethernet frame: `dst`, `src`, ethertype, payload.
+fn mac(s: &str) -> MacAddr {
+    s.parse().expect("MAC")
+}
+
+/// An Ethernet frame from and to MACs written as strings.
 fn frame(dst: &str, src: &str, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(
-        &dst.parse::<weft_dataplane::wire::MacAddr>()
-            .unwrap()
-            .octets(),
-    );
-    f.extend_from_slice(
-        &src.parse::<weft_dataplane::wire::MacAddr>()
-            .unwrap()
-            .octets(),
-    );
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+    testing::eth(mac(dst), mac(src), ethertype, payload)
 }
 
-/// A minimal IPv4 header + 8 bytes of UDP from `src` to `dst` (checksum left zero: port
-/// security looks at addresses, not checksums).
+/// IPv4 + an empty UDP datagram from `src` to `dst`.
 fn ipv4_udp(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
-    p
+    testing::ipv4_udp(src.into(), dst.into(), 12345, 12345, 0)
 }
 
+/// An ARP request from (`sha`, `spa`) for `tpa`.
 fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-    let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
-    p.extend_from_slice(&sha);
-    p.extend_from_slice(&spa);
-    p.extend_from_slice(&[0; 6]);
-    p.extend_from_slice(&tpa);
-    p
+    testing::arp(1, MacAddr(sha), spa.into(), MacAddr::ZERO, tpa.into())
 }
 
 /// 7d: a VM spoofing another MAC or IP, VXLAN from an unknown VTEP, and truncated or garbage
@@ -432,10 +416,8 @@ fn spoofed_and_garbage_traffic_is_dropped_and_counted() {
     let before = stats(&ag1);
 
     // From VM a1's own NIC.
-    let mac1: [u8; 6] = MAC1
-        .parse::<weft_dataplane::wire::MacAddr>()
-        .unwrap()
-        .octets();
+    let mac1: [u8; 6] = mac(MAC1).octets();
+
     let bad_frames: Vec<(DropReason, Vec<u8>)> = vec![
         (
             DropReason::SpoofedMac,

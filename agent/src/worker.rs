@@ -232,6 +232,25 @@ impl Worker {
         }
     }
 
+    /// One pass without waiting: pending commands, then everything every source has, then
+    /// transmit flushes and timers. `false` once the worker must stop. For backends without file
+    /// descriptors (in-memory tests and simulations); [`Worker::run`] is the same loop driven by
+    /// `poll`.
+    pub fn step(&mut self) -> bool {
+        if !self.handle_commands() {
+            return false;
+        }
+        self.rx_underlay();
+        for i in 0..self.ports.len() {
+            if self.ports[i].io.is_some() {
+                self.rx_port(i);
+            }
+        }
+        self.flush_ports();
+        self.pipeline.handle_timeout(self.now());
+        true
+    }
+
     /// Handles every pending command. `false` when the worker must stop.
     fn handle_commands(&mut self) -> bool {
         loop {
@@ -713,4 +732,387 @@ fn wall_nanos() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker driven in memory: shared in-memory ports and underlay stand in for AF_PACKET
+    //! and UDP, so what the worker does between the pipeline and the sockets (flood replication,
+    //! offload fix-ups, reloads, captures, counters) is checked without namespaces.
+
+    use std::fs::File;
+    use std::net::Ipv4Addr;
+    use std::sync::mpsc;
+
+    use weft_dataplane::config::NodeConfig;
+    use weft_dataplane::offload::{GsoType, VNET_F_NEEDS_CSUM, VnetHdr};
+    use weft_dataplane::testing::{eth, ipv4_udp, vxlan};
+    use weft_dataplane::wire::MacAddr;
+    use weft_dataplane_io::{MemoryPort, MemoryUnderlay, SharedPort, SharedUnderlay};
+
+    use super::*;
+
+    const A1: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]);
+    const A2: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 2]);
+    const C1: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 3]);
+
+    fn config(revision: u64, with_c1: bool) -> NodeConfig {
+        let c1 = if with_c1 {
+            "[[ports]]\nname = \"vm-c1\"\ninterface = \"tapc1\"\nvni = 100\nmac = \"fa:16:3e:00:00:03\"\nips = [\"10.0.0.3\"]\n"
+        } else {
+            ""
+        };
+        NodeConfig::from_toml(&format!(
+            r#"
+node = "hv1"
+revision = {revision}
+[underlay]
+local_ip = "192.168.100.1"
+[[segments]]
+vni = 100
+[[ports]]
+name = "vm-a1"
+interface = "tapa1"
+vni = 100
+mac = "fa:16:3e:00:00:01"
+ips = ["10.0.0.1"]
+{c1}
+[[remote_vteps]]
+ip = "192.168.100.2"
+vnis = [100]
+[[remote_vteps]]
+ip = "192.168.100.3"
+vnis = [100]
+[[remote_bindings]]
+vni = 100
+mac = "fa:16:3e:00:00:02"
+ips = ["10.0.0.2"]
+vtep = "192.168.100.2"
+"#
+        ))
+        .unwrap()
+    }
+
+    struct Rig {
+        worker: Worker,
+        tx: Sender<Command>,
+        a1: SharedPort,
+        c1: SharedPort,
+        underlay: SharedUnderlay,
+    }
+
+    fn rig(with_c1: bool) -> Rig {
+        let tables = Arc::new(config(1, with_c1).validate().unwrap());
+        let a1 = SharedPort::new(MemoryPort::new());
+        let c1 = SharedPort::new(MemoryPort::new());
+        let underlay =
+            SharedUnderlay::new(MemoryUnderlay::new("192.168.100.1:4789".parse().unwrap()));
+        let mut attach: HashMap<String, Box<dyn FrameIo>> = HashMap::new();
+        attach.insert("tapa1".into(), Box::new(a1.clone()));
+        attach.insert("tapc1".into(), Box::new(c1.clone()));
+        let (tx, rx) = mpsc::channel();
+        let worker = Worker::new(
+            tables,
+            Box::new(underlay.clone()),
+            attach,
+            rx,
+            Arc::new(EventFd::new().unwrap()),
+            Arc::new(Mutex::new(HashMap::new())),
+        );
+        Rig {
+            worker,
+            tx,
+            a1,
+            c1,
+            underlay,
+        }
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn sent_by_underlay(u: &SharedUnderlay) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut v = Vec::new();
+        u.with(|u| u.drain_sent(|a, d| v.push((a, d.to_vec()))));
+        v
+    }
+
+    fn sent_to(p: &SharedPort) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        p.with(|p| p.drain_sent(|f| v.push(f.to_vec())));
+        v
+    }
+
+    fn snapshot(r: &mut Rig) -> Snapshot {
+        let (tx, rx) = mpsc::channel();
+        r.tx.send(Command::Snapshot(tx)).unwrap();
+        assert!(r.worker.step());
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn unicast_goes_to_its_vtep_and_back_to_its_port() {
+        let mut r = rig(false);
+        let out = eth(
+            A2,
+            A1,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.1"), ip("10.0.0.2"), 1, 2, 20),
+        );
+        r.a1.with(|p| p.inject(&out));
+        assert!(r.worker.step());
+        let sent = sent_by_underlay(&r.underlay);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "192.168.100.2:4789".parse().unwrap());
+        assert_eq!(&sent[0].1[..8], &[8, 0, 0, 0, 0, 0, 100, 0]);
+        assert_eq!(&sent[0].1[8..], &out[..]);
+
+        let back = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.2"), ip("10.0.0.1"), 2, 1, 20),
+        );
+        r.underlay
+            .with(|u| u.inject("192.168.100.2:33333".parse().unwrap(), &vxlan(100, &back)));
+        assert!(r.worker.step());
+        assert_eq!(sent_to(&r.a1), vec![back]);
+        let s = snapshot(&mut r);
+        assert_eq!(
+            s.port("vm-a1").map(|p| (p.rx_packets, p.tx_packets)),
+            Some((1, 1))
+        );
+        assert_eq!((s.underlay.rx_packets, s.underlay.tx_packets), (1, 1));
+        assert_eq!(s.drops.values().sum::<u64>(), 0);
+        assert_eq!(
+            r.worker.pool.available(),
+            r.worker.pool.total(),
+            "every buffer went back to the pool"
+        );
+    }
+
+    #[test]
+    fn broadcast_reaches_every_other_port_and_every_vtep_once() {
+        let mut r = rig(true);
+        let b = eth(
+            MacAddr::BROADCAST,
+            A1,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.1"), ip("10.0.0.255"), 1, 2, 4),
+        );
+        r.a1.with(|p| p.inject(&b));
+        assert!(r.worker.step());
+        assert_eq!(sent_to(&r.c1), vec![b.clone()], "the other local port");
+        assert!(sent_to(&r.a1).is_empty(), "never back to the sender");
+        let mut dsts: Vec<SocketAddr> = sent_by_underlay(&r.underlay)
+            .into_iter()
+            .map(|(a, d)| {
+                assert_eq!(&d[8..], &b[..]);
+                a
+            })
+            .collect();
+        dsts.sort();
+        assert_eq!(
+            dsts,
+            vec![
+                "192.168.100.2:4789".parse().unwrap(),
+                "192.168.100.3:4789".parse().unwrap()
+            ]
+        );
+        // From the underlay: local ports only.
+        let b2 = eth(
+            MacAddr::BROADCAST,
+            A2,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.2"), ip("10.0.0.255"), 1, 2, 4),
+        );
+        r.underlay
+            .with(|u| u.inject("192.168.100.2:4789".parse().unwrap(), &vxlan(100, &b2)));
+        assert!(r.worker.step());
+        assert_eq!(sent_to(&r.a1), vec![b2.clone()]);
+        assert_eq!(sent_to(&r.c1), vec![b2]);
+        assert!(sent_by_underlay(&r.underlay).is_empty());
+    }
+
+    #[test]
+    fn gso_super_frames_from_a_vm_leave_as_segments() {
+        let mut r = rig(false);
+        // A TCP/IPv4 super-frame with 3000 bytes of payload, gso_size 1000.
+        let mut tcp = vec![
+            0x30, 0x39, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 1, 0, 0, 0, 0, 0,
+        ];
+        tcp.extend(std::iter::repeat_n(7u8, 3000));
+        let total = u16::try_from(20 + tcp.len()).unwrap();
+        let mut ip4 = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip4[2..4].copy_from_slice(&total.to_be_bytes());
+        ip4.extend(tcp);
+        let f = eth(A2, A1, 0x0800, &ip4);
+        let h = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: GsoType::TcpV4,
+            gso_ecn: false,
+            hdr_len: 54,
+            gso_size: 1000,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        r.a1.with(|p| p.inject_with_vnet(&f, h));
+        assert!(r.worker.step());
+        let sent = sent_by_underlay(&r.underlay);
+        assert_eq!(sent.len(), 3);
+        assert!(sent.iter().all(|(_, d)| d.len() == 8 + 14 + 20 + 20 + 1000));
+        let s = snapshot(&mut r);
+        assert_eq!(s.event_count(Event::GsoSegmented), 1);
+    }
+
+    #[test]
+    fn reload_keeps_ports_that_stay_and_attaches_new_ones() {
+        let mut r = rig(false);
+        assert!(r.worker.step());
+        // A new port (vm-c1) whose socket is handed over with the reload.
+        let (done, wait) = mpsc::channel();
+        let new = Arc::new(config(2, true).validate().unwrap());
+        let c1 = r.c1.clone();
+        r.tx.send(Command::Reload {
+            tables: new,
+            attach: vec![("tapc1".into(), Box::new(c1))],
+            underlay: None,
+            done,
+        })
+        .unwrap();
+        assert!(r.worker.step());
+        wait.recv().unwrap();
+        // vm-a1 kept its socket: traffic to it still arrives there; vm-c1 is reachable locally.
+        let to_c1 = eth(
+            C1,
+            A1,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.1"), ip("10.0.0.3"), 1, 2, 4),
+        );
+        r.a1.with(|p| p.inject(&to_c1));
+        assert!(r.worker.step());
+        assert_eq!(sent_to(&r.c1), vec![to_c1]);
+        let s = snapshot(&mut r);
+        assert_eq!((s.revision, s.loads), (2, 2));
+        assert!(s.port("vm-c1").is_some_and(|p| p.attached));
+        assert_eq!(
+            s.port("vm-a1").map(|p| p.rx_packets),
+            Some(1),
+            "counters kept across the reload"
+        );
+    }
+
+    #[test]
+    fn captures_record_both_directions_and_stop_on_request() {
+        let mut r = rig(false);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a1.pcap");
+        let w = weft_dataplane_io::PcapWriter::new(std::io::BufWriter::new(
+            File::create(&file).unwrap(),
+        ))
+        .unwrap();
+        let (done, wait) = mpsc::channel();
+        r.tx.send(Command::StartCapture {
+            target: "vm-a1".into(),
+            capture: Capture::new(w, None),
+            done,
+        })
+        .unwrap();
+        assert!(r.worker.step());
+        wait.recv().unwrap().unwrap();
+        let out = eth(
+            A2,
+            A1,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.1"), ip("10.0.0.2"), 1, 2, 4),
+        );
+        let back = eth(
+            A1,
+            A2,
+            0x0800,
+            &ipv4_udp(ip("10.0.0.2"), ip("10.0.0.1"), 2, 1, 4),
+        );
+        r.a1.with(|p| p.inject(&out));
+        r.underlay
+            .with(|u| u.inject("192.168.100.2:4789".parse().unwrap(), &vxlan(100, &back)));
+        assert!(r.worker.step());
+        let (done, wait) = mpsc::channel();
+        r.tx.send(Command::StopCapture {
+            target: "vm-a1".into(),
+            done,
+        })
+        .unwrap();
+        assert!(r.worker.step());
+        assert_eq!(wait.recv().unwrap(), Ok(2));
+        let mut recs: Vec<Vec<u8>> = weft_dataplane_io::PcapReader::new(File::open(&file).unwrap())
+            .unwrap()
+            .map(|r| r.unwrap().data)
+            .collect();
+        let mut want = vec![out, back];
+        recs.sort();
+        want.sort();
+        assert_eq!(recs, want, "the frame out of the VM and the frame into it");
+
+        // Unknown targets are refused.
+        let (done, wait) = mpsc::channel();
+        r.tx.send(Command::StopCapture {
+            target: "nope".into(),
+            done,
+        })
+        .unwrap();
+        assert!(r.worker.step());
+        assert!(wait.recv().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_full_port_ring_and_a_missing_port_are_counted_drops() {
+        let mut r = rig(false);
+        r.a1.with(|p| *p = std::mem::take(p).with_tx_capacity(1));
+        for i in 0..3u8 {
+            let back = eth(
+                A1,
+                A2,
+                0x0800,
+                &ipv4_udp(ip("10.0.0.2"), ip("10.0.0.1"), 2, u16::from(i), 4),
+            );
+            r.underlay
+                .with(|u| u.inject("192.168.100.2:4789".parse().unwrap(), &vxlan(100, &back)));
+        }
+        assert!(r.worker.step());
+        let s = snapshot(&mut r);
+        assert_eq!(s.drop_count(DropReason::TxRingFull), 2, "{}", s.render());
+        assert_eq!(s.port("vm-a1").map(|p| p.tx_packets), Some(1));
+        // vm-c1 is configured but its interface is not attached.
+        let mut r = rig(false);
+        let (done, wait) = mpsc::channel();
+        r.tx.send(Command::Reload {
+            tables: Arc::new(config(2, true).validate().unwrap()),
+            attach: vec![],
+            underlay: None,
+            done,
+        })
+        .unwrap();
+        assert!(r.worker.step());
+        wait.recv().unwrap();
+        r.a1.with(|p| {
+            p.inject(&eth(
+                C1,
+                A1,
+                0x0800,
+                &ipv4_udp(ip("10.0.0.1"), ip("10.0.0.3"), 1, 2, 4),
+            ))
+        });
+        assert!(r.worker.step());
+        assert_eq!(snapshot(&mut r).drop_count(DropReason::PortDetached), 1);
+    }
+
+    #[test]
+    fn stop_ends_the_worker() {
+        let mut r = rig(false);
+        r.tx.send(Command::Stop).unwrap();
+        assert!(!r.worker.step());
+    }
 }

@@ -15,6 +15,8 @@ pub mod pipeline;
 pub mod port_security;
 pub mod responder;
 pub mod tables;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

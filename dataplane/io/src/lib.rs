@@ -32,7 +32,7 @@ pub mod sys;
 pub mod udp;
 
 pub use afpacket::{AfPacket, AfPacketConfig, AfPacketError, AfPacketStats, KernelStats};
-pub use memory::{MemoryPort, MemoryUnderlay};
+pub use memory::{MemoryPort, MemoryUnderlay, SharedPort, SharedUnderlay};
 pub use pcap::{PcapError, PcapReader, PcapRecord, PcapWriter};
 pub use udp::{UdpConfig, UdpError, UdpUnderlay};
 

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
 
 use weft_dataplane::offload::VnetHdr;
 use weft_dataplane::{BATCH_SIZE, Batch, BufPool, Source};
@@ -296,6 +297,83 @@ impl DatagramIo for MemoryUnderlay {
             }
         }
         Ok(stats)
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// A [`MemoryPort`] shared between the code that owns it as its [`FrameIo`] (a worker) and the
+/// test or simulator that injects and drains through another clone of the handle.
+#[derive(Debug, Clone, Default)]
+pub struct SharedPort(pub Arc<Mutex<MemoryPort>>);
+
+impl SharedPort {
+    /// A new shared port.
+    pub fn new(port: MemoryPort) -> Self {
+        SharedPort(Arc::new(Mutex::new(port)))
+    }
+
+    /// Runs `f` on the port. A poisoned lock (a panic while it was held) is taken over: the
+    /// queues themselves are always consistent.
+    pub fn with<R>(&self, f: impl FnOnce(&mut MemoryPort) -> R) -> R {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+}
+
+impl FrameIo for SharedPort {
+    fn recv(&mut self, max: usize, f: &mut dyn FnMut(RxFrame<'_>)) -> io::Result<usize> {
+        self.with(|p| p.recv(max, f))
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<SendOutcome> {
+        self.with(|p| p.send(frame))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.with(FrameIo::flush)
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// A [`MemoryUnderlay`] shared like [`SharedPort`].
+#[derive(Debug, Clone)]
+pub struct SharedUnderlay(pub Arc<Mutex<MemoryUnderlay>>);
+
+impl SharedUnderlay {
+    /// A new shared underlay.
+    pub fn new(u: MemoryUnderlay) -> Self {
+        SharedUnderlay(Arc::new(Mutex::new(u)))
+    }
+
+    /// Runs `f` on the underlay (taking over a poisoned lock, as [`SharedPort::with`]).
+    pub fn with<R>(&self, f: impl FnOnce(&mut MemoryUnderlay) -> R) -> R {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+}
+
+impl DatagramIo for SharedUnderlay {
+    fn recv_batch(&mut self, pool: &mut BufPool, out: &mut Batch) -> io::Result<RecvStats> {
+        self.with(|u| u.recv_batch(pool, out))
+    }
+
+    fn send_batch(
+        &mut self,
+        items: &mut dyn Iterator<Item = (SocketAddr, &[u8])>,
+    ) -> io::Result<SendStats> {
+        self.with(|u| u.send_batch(items))
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
