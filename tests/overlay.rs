@@ -567,3 +567,78 @@ fn spoofed_and_garbage_traffic_is_dropped_and_counted() {
     assert!(lab.ping(&t.b1, "fd00::2", 3), "tenant B still works");
     assert!(lab.exited(ag1.pid).is_none(), "the agent survived");
 }
+
+/// A VM cannot reach its hypervisor's own network stack through its interface: the host does not
+/// answer its ARP, and VXLAN it sends to the host's VTEP address with a trusted VTEP's source
+/// address (a cross-tenant injection attempt) never reaches the agent's underlay socket. The
+/// dataplane still sees, drops and counts those frames.
+#[test]
+fn vms_cannot_reach_the_hypervisor_stack() {
+    let mut lab = common::lab();
+    let t = topology(&mut lab);
+    let ag1 = lab.agent("agent-hv1", &t.hv1, &config(1));
+    let _ag2 = lab.agent("agent-hv2", &t.hv2, &config(2));
+    assert!(lab.ping_until(&t.a1, "10.0.0.2", 5), "baseline ping");
+
+    // ARP for the hypervisor's underlay address, through the VM's own link.
+    lab.ip(&t.a1, "route add 192.168.100.1/32 dev eth0");
+    assert!(
+        !lab.ping(&t.a1, "192.168.100.1", 1),
+        "the hypervisor answered the VM"
+    );
+    let neigh = lab.exec(&t.a1, &["ip", "neigh", "show", "192.168.100.1"]);
+    assert!(
+        !neigh.contains("lladdr"),
+        "the hypervisor answered the VM's ARP: {neigh}"
+    );
+
+    // Even knowing the host side's MAC, spoofed VXLAN from the VM does not reach the agent.
+    let link = lab.exec(&t.hv1, &["ip", "-o", "link", "show", "tapa1"]);
+    let tap_mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("tap MAC")
+        .to_owned();
+    assert!(
+        link.contains("NOARP"),
+        "the agent did not isolate tapa1: {link}"
+    );
+    lab.ip(
+        &t.a1,
+        &format!("neigh replace 192.168.100.1 lladdr {tap_mac} dev eth0"),
+    );
+    lab.ip(&t.a1, "addr add 192.168.100.2/32 dev eth0");
+    let before = stats(&ag1);
+    let inner = frame(
+        MAC1,
+        "fa:16:3e:00:00:ee",
+        0x0800,
+        &ipv4_udp([10, 0, 0, 9], [10, 0, 0, 1]),
+    );
+    lab.in_netns(&t.a1, move || {
+        let s = UdpSocket::bind("192.168.100.2:4789").unwrap();
+        let mut d = vec![0x08, 0, 0, 0, 0, 0, 200, 0];
+        d.extend_from_slice(&inner);
+        for _ in 0..5 {
+            s.send_to(&d, "192.168.100.1:4789").unwrap();
+        }
+    });
+    assert!(
+        eventually(Duration::from_secs(3), || stats(&ag1)
+            .drop_count(DropReason::SpoofedIp)
+            >= before.drop_count(DropReason::SpoofedIp) + 5),
+        "the dataplane did not see the spoofed frames"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let after = stats(&ag1);
+    assert_eq!(
+        after.underlay.rx_packets, before.underlay.rx_packets,
+        "spoofed VXLAN reached the underlay socket"
+    );
+    assert!(
+        after.learned.is_empty(),
+        "a MAC was learned from the spoofed VXLAN: {:?}",
+        after.learned
+    );
+}

@@ -121,6 +121,10 @@ const RX_BLOCKS: usize = 16;
 /// Opens a port's AF_PACKET socket with TX slots that hold the largest frame of `t` (2 KiB slots
 /// for standard MTUs: 1024 of them in 2 MiB).
 fn open_port(interface: &str, t: &Tables) -> std::io::Result<Box<dyn FrameIo>> {
+    // Never attach an interface the host's own stack would also listen on (see
+    // `isolate_from_host`): a VM could otherwise reach the host, and inject VXLAN.
+    weft_dataplane_io::sys::isolate_from_host(interface)?;
+
     let slot = (t.max_frame_len() + 128).next_power_of_two().max(2048);
     let cfg = AfPacketConfig {
         tx_frame_size: slot,

@@ -1,5 +1,6 @@
-//! Network interface queries by name: index, MTU, administrative state. They act in the calling
-//! thread's network namespace.
+//! Network interface queries by name (index, MTU, administrative state) and isolation of a
+//! VM-facing interface from the host's stack. They act in the calling thread's network
+//! namespace.
 
 use std::ffi::CString;
 use std::io;
@@ -65,6 +66,59 @@ pub fn interface_is_up(name: &str) -> io::Result<bool> {
     // pattern is a valid c_short.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok(libc::c_int::from(flags) & libc::IFF_UP != 0)
+}
+
+/// Sets interface flags (`SIOCSIFFLAGS`): `set` bits on, `clear` bits off.
+fn update_flags(name: &str, set: libc::c_int, clear: libc::c_int) -> io::Result<()> {
+    let mut req = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the kernel wrote `ifru_flags`; writing it back with
+    // bits changed is what SIOCSIFFLAGS reads.
+    unsafe {
+        let flags = libc::c_int::from(req.ifr_ifru.ifru_flags);
+        let new = (flags | set) & !clear;
+        req.ifr_ifru.ifru_flags = libc::c_short::try_from(new)
+            .map_err(|_| io::Error::other("interface flags overflow"))?;
+    }
+    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
+    // SAFETY: SIOCSIFFLAGS reads `ifr_name` and `ifru_flags` of `req`, a live `ifreq`.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &raw const req) })?;
+    Ok(())
+}
+
+fn write_sysctl(path: &str, value: &str) -> io::Result<()> {
+    std::fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
+
+/// Cuts interface `name` off from this host's own network stack, so that a VM behind it can
+/// reach nothing on the host: only packet sockets (the dataplane) see its frames.
+///
+/// A VM-facing tap or veth must be up for AF_PACKET to receive, and then the host's kernel
+/// receives every frame too. With Linux's defaults it would answer the VM's ARP for any host
+/// address and accept the VM's packets to them, including VXLAN to the host's own VTEP socket
+/// with a trusted VTEP's source address. This sets:
+/// - `IFF_NOARP`: ARP arriving on it is dropped (`arp_rcv`);
+/// - `ipv6/conf/NAME/disable_ipv6 = 1`: no IPv6 on it at all;
+/// - `ipv4/conf/NAME/rp_filter = 1` (strict): an IPv4 packet is accepted only if the route back
+///   to its source leaves through this interface, which has no address and no route, so none is
+///   delivered locally or forwarded (packet sockets see them before this check);
+/// - `ipv4/conf/NAME/forwarding = 0` and `arp_ignore = 8`, in case either of the above is undone.
+///
+/// Left: an IPv4 limited broadcast from 0.0.0.0 (a DHCP discover) skips source validation and
+/// reaches host sockets bound to 0.0.0.0 on the broadcast's port (a DHCP server on the host).
+pub fn isolate_from_host(name: &str) -> io::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(invalid("invalid interface name"));
+    }
+    update_flags(name, libc::IFF_NOARP, 0)?;
+    match write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1") {
+        // IPv6 disabled on the whole host: nothing to disable.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        r => r?,
+    }
+    for (key, value) in [("rp_filter", "1"), ("forwarding", "0"), ("arp_ignore", "8")] {
+        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/{key}"), value)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(crate) mod ring;
 pub(crate) mod socket;
 
 pub use eventfd::EventFd;
-pub use iface::{interface_index, interface_is_up, interface_mtu};
+pub use iface::{interface_index, interface_is_up, interface_mtu, isolate_from_host};
 
 /// Turns a `-1`-on-error return value into an [`io::Result`], reading `errno`.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
