@@ -642,3 +642,58 @@ fn vms_cannot_reach_the_hypervisor_stack() {
         after.learned
     );
 }
+
+/// The underlay can be IPv6: VTEPs on fd00:100::/64, tenant traffic over it (IPv4 and IPv6),
+/// segment MTU 1500 - 70 = 1430 by default, which TCP respects once the VMs know it.
+#[test]
+fn ipv6_underlay() {
+    let mut lab = common::lab();
+    let hv1 = lab.netns("hv1");
+    let hv2 = lab.netns("hv2");
+    lab.underlay(&hv1, "fd00:100::1/64", &hv2, "fd00:100::2/64");
+    let a1 = lab.vm(&hv1, "a1", "tapa1", MAC1, &["10.0.0.1/24", "fd00::1/64"]);
+    let a2 = lab.vm(&hv2, "a2", "tapa2", MAC2, &["10.0.0.2/24", "fd00::2/64"]);
+    for vm in [&a1, &a2] {
+        lab.ip(vm, "link set eth0 mtu 1430");
+    }
+    let cfg = |me: u8, other: u8, mac_me: &str, mac_other: &str| {
+        format!(
+            r#"
+node = "hv{me}"
+[underlay]
+local_ip = "fd00:100::{me}"
+[[segments]]
+vni = 100
+[[ports]]
+name = "vm-a{me}"
+interface = "tapa{me}"
+vni = 100
+mac = "{mac_me}"
+ips = ["10.0.0.{me}", "fd00::{me}"]
+[[remote_vteps]]
+ip = "fd00:100::{other}"
+vnis = [100]
+[[remote_bindings]]
+vni = 100
+mac = "{mac_other}"
+ips = ["10.0.0.{other}", "fd00::{other}"]
+vtep = "fd00:100::{other}"
+"#
+        )
+    };
+    let ag1 = lab.agent("agent-hv1", &hv1, &cfg(1, 2, MAC1, MAC2));
+    let _ag2 = lab.agent("agent-hv2", &hv2, &cfg(2, 1, MAC2, MAC1));
+    assert!(
+        lab.ping_until(&a1, "10.0.0.2", 5),
+        "IPv4 over an IPv6 underlay"
+    );
+    assert!(
+        lab.ping_until(&a1, "fd00::2", 5),
+        "IPv6 over an IPv6 underlay"
+    );
+    tcp_transfer(&mut lab, &a2, &a1, "10.0.0.2", "5M");
+    let s = stats(&ag1);
+    assert_eq!(s.underlay.local, "[fd00:100::1]:4789");
+    assert!(s.underlay.rx_packets > 100, "{}", s.render());
+    assert_eq!(s.total_drops(), 0, "{}", s.render());
+}

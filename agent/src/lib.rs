@@ -58,7 +58,7 @@ pub enum AgentError {
         source: ConfigError,
     },
     /// The underlay socket could not be opened.
-    #[error("cannot open the underlay socket on {addr}: {source}")]
+    #[error("cannot open the underlay socket: {source}")]
     Underlay {
         /// The local VTEP address.
         addr: SocketAddr,
@@ -113,6 +113,33 @@ fn open_underlay(t: &Tables) -> Result<Box<dyn DatagramIo>, AgentError> {
         })
 }
 
+/// How long the agent waits at start for its VTEP address to appear (or to finish IPv6
+/// duplicate address detection) before giving up.
+const VTEP_ADDRESS_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the underlay socket, waiting (bounded) while the VTEP address is not yet usable: an
+/// agent started at boot may come up before the network is configured.
+fn open_underlay_waiting(t: &Tables) -> Result<Box<dyn DatagramIo>, AgentError> {
+    let deadline = std::time::Instant::now() + VTEP_ADDRESS_WAIT;
+    let mut warned = false;
+    loop {
+        match open_underlay(t) {
+            Err(AgentError::Underlay { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !warned {
+                    tracing::warn!(vtep = %t.local_vtep, error = %source,
+                        "the VTEP address is not usable yet; waiting up to 30 s for it");
+                    warned = true;
+                }
+                thread::sleep(Duration::from_millis(250));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// TX ring slots per port.
 const TX_SLOTS: usize = 1024;
 /// RX ring blocks (of 256 KiB) per port: 4 MiB, room for 64 GSO super-frames of 64 KiB.
@@ -156,7 +183,7 @@ struct Agent {
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn run(opts: AgentOptions) -> Result<(), AgentError> {
     let (_cfg, tables) = load_config(&opts.config)?;
-    let underlay = open_underlay(&tables)?;
+    let underlay = open_underlay_waiting(&tables)?;
     let mut attach = HashMap::new();
     for p in &tables.ports {
         match open_port(&p.interface, &tables) {

@@ -93,7 +93,13 @@ impl Snapshot {
         self.drops.get(r.name()).copied().unwrap_or(0)
     }
 
+    /// All drops, whatever the reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+
     /// Events counted for `e`.
+
     pub fn event_count(&self, e: Event) -> u64 {
         self.events.get(e.name()).copied().unwrap_or(0)
     }

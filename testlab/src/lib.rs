@@ -130,12 +130,11 @@ impl Lab {
     /// Joins two namespaces with a veth pair `ul` (underlay) and addresses them.
     pub fn underlay(&self, a: &str, a_cidr: &str, b: &str, b_cidr: &str) {
         self.ip(a, &format!("link add ul type veth peer name ul netns {b}"));
-        self.ip(a, &format!("addr add {a_cidr} dev ul"));
-        self.ip(b, &format!("addr add {b_cidr} dev ul"));
-        if a_cidr.contains(':') || b_cidr.contains(':') {
-            self.sysctl(a, "net.ipv6.conf.ul.accept_dad=0");
-            self.sysctl(b, "net.ipv6.conf.ul.accept_dad=0");
+        for (ns, cidr) in [(a, a_cidr), (b, b_cidr)] {
+            let nodad = if cidr.contains(':') { " nodad" } else { "" };
+            self.ip(ns, &format!("addr add {cidr} dev ul{nodad}"));
         }
+
         self.ip(a, "link set ul up");
         self.ip(b, "link set ul up");
     }
