@@ -99,7 +99,6 @@ impl Snapshot {
     }
 
     /// Events counted for `e`.
-
     pub fn event_count(&self, e: Event) -> u64 {
         self.events.get(e.name()).copied().unwrap_or(0)
     }
