@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use weft_dataplane::offload;
-use weft_dataplane::pipeline::{Action, Pipeline, VXLAN_HEADER_LEN};
+use weft_dataplane::pipeline::{Action, Output, Pipeline, VXLAN_HEADER_LEN};
 use weft_dataplane::tables::{FdbDest, Tables};
 use weft_dataplane::{
     BATCH_SIZE, Batch, BufPool, Counters, DropReason, Event, HEADROOM, PacketBuf, PortIdx, Source,
@@ -108,7 +108,7 @@ pub struct Worker {
     loads: u64,
     batch: Batch,
     staged: Vec<PacketBuf>,
-    actions: Vec<Action>,
+    out: Output,
     sends: Vec<(usize, SocketAddr)>,
 }
 
@@ -175,7 +175,7 @@ impl Worker {
             loads: 1,
             batch: Batch::new(),
             staged: Vec::with_capacity(2 * PORT_RX_PER_WAKE),
-            actions: Vec::with_capacity(BATCH_SIZE),
+            out: Output::new(),
             sends: Vec::with_capacity(BATCH_SIZE * 4),
         };
         w.publish_attach_state();
@@ -228,7 +228,7 @@ impl Worker {
                 }
             }
             self.flush_ports();
-            self.pipeline.handle_timeout(self.now());
+            self.run_timers();
         }
     }
 
@@ -247,7 +247,7 @@ impl Worker {
             }
         }
         self.flush_ports();
-        self.pipeline.handle_timeout(self.now());
+        self.run_timers();
         true
     }
 
@@ -375,7 +375,7 @@ impl Worker {
             }
         }
         self.underlay_stats.local = tables.local_vtep.to_string();
-        self.pipeline.swap_tables(tables);
+        self.pipeline.swap_tables(tables, &mut self.pool);
         self.loads += 1;
         self.publish_attach_state();
     }
@@ -437,6 +437,13 @@ impl Worker {
                         t.vteps
                             .get(v.get())
                             .map_or(String::from("?"), |v| v.addr.ip().to_string())
+                    ),
+                    FdbDest::Router(r) => format!(
+                        "router:{}",
+                        t.router_ifs
+                            .get(r.get())
+                            .and_then(|i| t.routers.get(i.router.get()))
+                            .map_or("?", |r| r.name.as_str())
                     ),
                 },
                 age_secs: now.saturating_sub(e.seen),
@@ -529,16 +536,29 @@ impl Worker {
     fn run_batch(&mut self) {
         let now = self.now();
         self.pipeline
-            .process(now, &mut self.batch, &mut self.actions);
+            .process(now, &mut self.batch, &mut self.pool, &mut self.out);
         self.execute();
     }
 
+    /// Runs the pipeline's timers and sends what they made.
+    fn run_timers(&mut self) {
+        let now = self.now();
+        self.pipeline
+            .handle_timeout(now, &mut self.pool, &mut self.out);
+        self.out.actions.clear();
+        if !self.out.generated.is_empty() {
+            self.execute();
+        }
+    }
+
+    /// Carries out the actions of the batch and of the generated packets, then returns every
+    /// buffer to the pool.
     fn execute(&mut self) {
         let Worker {
             pipeline,
             ports,
             batch,
-            actions,
+            out,
             sends,
             underlay,
             pool,
@@ -547,74 +567,30 @@ impl Worker {
             ..
         } = self;
         let tables = pipeline.tables().clone();
-        let counters = pipeline.counters_mut();
-        let wall = wall_nanos();
-        sends.clear();
-        for (i, (pkt, action)) in batch.packets().iter().zip(actions.iter()).enumerate() {
-            match *action {
-                Action::Drop(_) => {}
-                Action::Port(p) => tx_port(ports, p, pkt.data(), counters, wall),
-                Action::Vtep(v) => {
-                    if let Some(vt) = tables.vteps.get(v.get()) {
-                        sends.push((i, vt.addr));
-                    }
-                }
-                Action::Flood {
-                    seg,
-                    exclude,
-                    to_vteps,
-                } => {
-                    let Some(s) = tables.segments.get(seg.get()) else {
-                        continue;
-                    };
-                    let data = pkt.data();
-                    let frame = if to_vteps {
-                        data.get(VXLAN_HEADER_LEN..).unwrap_or(&[])
-                    } else {
-                        data
-                    };
-                    for &p in &s.ports {
-                        if Some(p) != exclude {
-                            tx_port(ports, p, frame, counters, wall);
-                        }
-                    }
-                    if to_vteps {
-                        for v in &s.flood_vteps {
-                            if let Some(vt) = tables.vteps.get(v.get()) {
-                                sends.push((i, vt.addr));
-                            }
-                        }
-                    }
-                }
-            }
+        let mut tx = Tx {
+            tables: &tables,
+            ports,
+            counters: pipeline.counters_mut(),
+            sends,
+            underlay,
+            underlay_stats,
+            underlay_capture,
+            wall: wall_nanos(),
+        };
+        for (i, (pkt, action)) in batch.packets().iter().zip(out.actions.iter()).enumerate() {
+            tx.deliver(i, pkt, *action);
         }
-        if !sends.is_empty() {
-            let pkts = batch.packets();
-            let mut items = sends
-                .iter()
-                .filter_map(|&(i, a)| pkts.get(i).map(|p| (a, p.data())));
-            match underlay.send_batch(&mut items) {
-                Ok(st) => {
-                    counters.drop_n(DropReason::TooBig, st.too_big);
-                    counters.drop_n(DropReason::UnderlayBusy, st.would_block);
-                    counters.drop_n(DropReason::TxError, st.errors);
-                    underlay_stats.tx_packets += st.sent;
-                }
-                Err(e) => {
-                    counters.drop_n(DropReason::TxError, len64(sends));
-                    tracing::warn!(error = %e, "underlay send failed");
-                }
-            }
-            for &(i, a) in sends.iter() {
-                if let Some(p) = pkts.get(i) {
-                    underlay_stats.tx_bytes += len64(p.data());
-                    if let Some(c) = underlay_capture.as_mut() {
-                        c.write_vxlan(wall, tables.local_vtep, a, p.data());
-                    }
-                }
-            }
+        let pkts = batch.packets();
+        tx.send_underlay(|i| pkts.get(i));
+        for (i, (pkt, action)) in out.generated.iter().enumerate() {
+            tx.deliver(i, pkt, *action);
         }
+        let generated = &out.generated;
+        tx.send_underlay(|i| generated.get(i).map(|(b, _)| b));
         batch.drain(|b| pool.free(b));
+        for (b, _) in out.generated.drain(..) {
+            pool.free(b);
+        }
         self.flush_ports();
     }
 
@@ -634,6 +610,93 @@ impl Worker {
         for (i, e) in failed {
             self.detach(i, &format!("transmit failed: {e}"));
         }
+    }
+}
+
+/// What transmitting needs of the worker, borrowed for one batch.
+struct Tx<'a> {
+    tables: &'a Tables,
+    ports: &'a mut [PortSlot],
+    counters: &'a mut Counters,
+    sends: &'a mut Vec<(usize, SocketAddr)>,
+    underlay: &'a mut Box<dyn DatagramIo>,
+    underlay_stats: &'a mut UnderlayStats,
+    underlay_capture: &'a mut Option<Capture>,
+    wall: u64,
+}
+
+impl Tx<'_> {
+    /// Carries out one packet's action: local ports now, VTEPs queued for one sendmmsg.
+    fn deliver(&mut self, i: usize, pkt: &PacketBuf, action: Action) {
+        match action {
+            Action::Drop(_) | Action::Consumed => {}
+            Action::Port(p) => tx_port(self.ports, p, pkt.data(), self.counters, self.wall),
+            Action::Vtep(v) => {
+                if let Some(vt) = self.tables.vteps.get(v.get()) {
+                    self.sends.push((i, vt.addr));
+                }
+            }
+            Action::Flood {
+                seg,
+                exclude,
+                to_vteps,
+            } => {
+                let Some(s) = self.tables.segments.get(seg.get()) else {
+                    return;
+                };
+                let data = pkt.data();
+                let frame = if to_vteps {
+                    data.get(VXLAN_HEADER_LEN..).unwrap_or(&[])
+                } else {
+                    data
+                };
+                for &p in &s.ports {
+                    if Some(p) != exclude {
+                        tx_port(self.ports, p, frame, self.counters, self.wall);
+                    }
+                }
+                if to_vteps {
+                    for v in &s.flood_vteps {
+                        if let Some(vt) = self.tables.vteps.get(v.get()) {
+                            self.sends.push((i, vt.addr));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the queued VXLAN datagrams (`packet(i)` gives the packet of queue entry `i`).
+    fn send_underlay<'p>(&mut self, packet: impl Fn(usize) -> Option<&'p PacketBuf>) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let mut items = self
+            .sends
+            .iter()
+            .filter_map(|&(i, a)| packet(i).map(|p| (a, p.data())));
+        match self.underlay.send_batch(&mut items) {
+            Ok(st) => {
+                self.counters.drop_n(DropReason::TooBig, st.too_big);
+                self.counters
+                    .drop_n(DropReason::UnderlayBusy, st.would_block);
+                self.counters.drop_n(DropReason::TxError, st.errors);
+                self.underlay_stats.tx_packets += st.sent;
+            }
+            Err(e) => {
+                self.counters.drop_n(DropReason::TxError, len64(self.sends));
+                tracing::warn!(error = %e, "underlay send failed");
+            }
+        }
+        for &(i, a) in self.sends.iter() {
+            if let Some(p) = packet(i) {
+                self.underlay_stats.tx_bytes += len64(p.data());
+                if let Some(c) = self.underlay_capture.as_mut() {
+                    c.write_vxlan(self.wall, self.tables.local_vtep, a, p.data());
+                }
+            }
+        }
+        self.sends.clear();
     }
 }
 

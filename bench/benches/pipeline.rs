@@ -15,14 +15,14 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use weft_bench::cases::l2_cases;
+use weft_bench::cases::all_cases;
 use weft_bench::tsc;
 use weft_dataplane::BATCH_SIZE;
 
 fn bench(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BATCH_SIZE as u64));
-    for mut c in l2_cases() {
+    for mut c in all_cases() {
         c.check();
         let name = c.name.clone();
         g.bench_function(&name, |b| b.iter(|| c.run_once()));
@@ -36,7 +36,7 @@ fn cycles() {
         "\ncycles per packet (TSC at {:.0} MHz, median of 31 samples of 2000 batches of {BATCH_SIZE}):",
         hz / 1e6
     );
-    for mut c in l2_cases() {
+    for mut c in all_cases() {
         c.check();
         let t = tsc::median_ticks_per_packet(31, 2000, BATCH_SIZE, || c.run_once());
         println!(

@@ -1,9 +1,12 @@
 //! The pipeline cases every bench tool runs (criterion, TSC cycles, callgrind instructions).
 
-use weft_dataplane::pipeline::{Action, Pipeline};
-use weft_dataplane::{BATCH_SIZE, Batch, Timestamp};
+use weft_dataplane::pipeline::{Action, Output, Pipeline};
+use weft_dataplane::{Batch, BufPool, Timestamp};
 
-use crate::fixtures::{decap_batch, encap_batch, l2_tables, restore_decap, restore_encap};
+use crate::fixtures::{
+    decap_batch, encap_batch, l2_tables, l3_tables, restore_decap, restore_encap, restore_routed,
+    route_batches,
+};
 
 /// Which way a case goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,17 +15,37 @@ pub enum Dir {
     Decap,
     /// A local port's frame to the underlay.
     Encap,
+    /// VXLAN to a router here, routed, VXLAN out (IPv4).
+    Route4,
+    /// The same over IPv6.
+    Route6,
 }
 
-/// One pipeline case: a pipeline and the batch it processes again and again.
+/// One pipeline case: a pipeline and the batches it processes in turn, again and again.
 #[derive(Debug)]
 pub struct Case {
-    /// `l2/<what>/<len>B/<macs>macs`.
+    /// `l2/<what>/<len>B/<macs>macs` or `l3/<route4|route6>/64B/<n>routes`.
     pub name: String,
     dir: Dir,
     pipeline: Pipeline,
-    batch: Batch,
-    actions: Vec<Action>,
+    batches: Vec<Batch>,
+    next: usize,
+    out: Output,
+    pool: BufPool,
+}
+
+impl Case {
+    fn new(name: String, dir: Dir, pipeline: Pipeline, batches: Vec<Batch>) -> Case {
+        Case {
+            name,
+            dir,
+            pipeline,
+            batches,
+            next: 0,
+            out: Output::new(),
+            pool: BufPool::new(64, 2048),
+        }
+    }
 }
 
 /// Every L2 case: decap → port and port → encap, for 64 B and 1500 B frames, with 1 remote MAC
@@ -35,53 +58,97 @@ pub fn l2_cases() -> Vec<Case> {
                 let t = l2_tables(macs);
                 let (batch, what) = match dir {
                     Dir::Decap => (decap_batch(&t, len, flows), "decap_to_port"),
-                    Dir::Encap => (encap_batch(len, flows), "port_to_encap"),
+                    _ => (encap_batch(len, flows), "port_to_encap"),
                 };
-                v.push(Case {
-                    name: format!("l2/{what}/{len}B/{macs}macs"),
-                    dir,
-                    pipeline: Pipeline::new(t),
-                    batch,
-                    actions: Vec::with_capacity(BATCH_SIZE),
-                });
+                let name = format!("l2/{what}/{len}B/{macs}macs");
+                v.push(Case::new(name, dir, Pipeline::new(t), vec![batch]));
             }
         }
     }
     v
 }
 
+/// Every L3 case: decap → route → encap between two subnets of a tenant, 64 B, IPv4 and IPv6,
+/// with 1, 1000 and 100 000 routes. Destinations rotate over 256 batches (16 384 packets) so
+/// that big tables are not served from a warm cache.
+pub fn l3_cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for routes in [1usize, 1000, 100_000] {
+        for (dir, what, v6) in [
+            (Dir::Route4, "route4", false),
+            (Dir::Route6, "route6", true),
+        ] {
+            let batches = if routes == 1 { 1 } else { 256 };
+            let name = format!("l3/{what}/64B/{routes}routes");
+            v.push(Case::new(
+                name,
+                dir,
+                Pipeline::new(l3_tables(routes)),
+                route_batches(v6, routes, batches),
+            ));
+        }
+    }
+    v
+}
+
+/// Every case.
+pub fn all_cases() -> Vec<Case> {
+    let mut v = l2_cases();
+    v.extend(l3_cases());
+    v
+}
+
 impl Case {
-    /// Processes the batch once and puts it back as it was (the restore moves each packet's
-    /// start by 8 bytes: a few instructions a packet, included in every figure).
+    /// Processes the next batch once and puts it back as it was (the restore moves each
+    /// packet's start by 8 bytes, or rewrites the few bytes routing changed: included in every
+    /// figure).
     #[inline]
     pub fn run_once(&mut self) {
-        self.pipeline
-            .process(Timestamp(1_000_000_000), &mut self.batch, &mut self.actions);
-        std::hint::black_box(&self.actions);
+        let n = self.batches.len();
+        let batch = &mut self.batches[self.next];
+        self.next = (self.next + 1) % n;
+        self.pipeline.process(
+            Timestamp(1_000_000_000),
+            batch,
+            &mut self.pool,
+            &mut self.out,
+        );
+        std::hint::black_box(&self.out.actions);
         match self.dir {
-            Dir::Decap => restore_decap(&mut self.batch),
-            Dir::Encap => restore_encap(&mut self.batch),
+            Dir::Decap => restore_decap(batch),
+            Dir::Encap => restore_encap(batch),
+            Dir::Route4 => restore_routed(batch, false),
+            Dir::Route6 => restore_routed(batch, true),
         }
     }
 
-    /// Runs once and panics unless every packet went where it should, with no drop.
+    /// Runs every batch once and panics unless every packet went where it should, with no drop.
     pub fn check(&mut self) {
-        self.run_once();
-        let ok = self.actions.iter().all(|a| match self.dir {
-            Dir::Decap => matches!(a, Action::Port(_)),
-            Dir::Encap => matches!(a, Action::Vtep(_)),
-        });
-        assert!(
-            ok,
-            "{}: unexpected actions {:?}",
-            self.name,
-            &self.actions[..4]
-        );
+        for _ in 0..self.batches.len() {
+            self.run_once();
+            let ok = self.out.actions.iter().all(|a| match self.dir {
+                Dir::Decap => matches!(a, Action::Port(_)),
+                _ => matches!(a, Action::Vtep(_)),
+            });
+            let odd: Vec<_> = self
+                .out
+                .actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Vtep(_) | Action::Port(_)))
+                .collect();
+            assert!(ok, "{}: unexpected actions {odd:?}", self.name);
+            assert!(
+                self.out.generated.is_empty(),
+                "{}: generated packets",
+                self.name
+            );
+        }
         assert_eq!(
             self.pipeline.counters().total_drops(),
             0,
-            "{}: drops",
-            self.name
+            "{}: drops {:?}",
+            self.name,
+            self.pipeline.counters()
         );
     }
 }

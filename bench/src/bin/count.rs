@@ -14,12 +14,12 @@ fn main() -> ExitCode {
         args.get(2).and_then(|n| n.parse::<usize>().ok()),
     ) else {
         eprintln!("usage: weft-bench-count <case> <batches>; cases:");
-        for c in weft_bench::cases::l2_cases() {
+        for c in weft_bench::cases::all_cases() {
             eprintln!("  {}", c.name);
         }
         return ExitCode::FAILURE;
     };
-    let Some(mut c) = weft_bench::cases::l2_cases()
+    let Some(mut c) = weft_bench::cases::all_cases()
         .into_iter()
         .find(|c| &c.name == name)
     else {

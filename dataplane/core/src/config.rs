@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// Addresses of VMs behind other VTEPs (the controller's L2 population).
     #[serde(default)]
     pub remote_bindings: Vec<RemoteBindingConfig>,
+    /// Tenant routers hosted on this node.
+    #[serde(default)]
+    pub routers: Vec<RouterConfig>,
 }
 
 /// This node's VTEP.
@@ -112,6 +115,118 @@ pub struct SegmentConfig {
     /// the VXLAN overhead.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The MAC of the segment's router interface: the source of router advertisements sent to
+    /// local ports (from its EUI-64 link-local address) and of DHCP replies. It must be a router
+    /// interface on this node or a remote binding in this segment.
+    #[serde(default)]
+    pub gateway_mac: Option<MacAddr>,
+    /// DNS domain handed to VMs by DHCPv4 (option 15) and DHCPv6 (domain search list).
+    #[serde(default)]
+    pub dns_domain: Option<String>,
+    /// The subnets on this segment: what the local services (DHCPv4, DHCPv6, router
+    /// advertisements) hand out. Port addresses must lie in them when any are given.
+    #[serde(default)]
+    pub subnets: Vec<SubnetConfig>,
+}
+
+impl SegmentConfig {
+    /// A segment with defaults: no name, the default MTU, no router, no subnets.
+    pub fn new(vni: Vni) -> SegmentConfig {
+        SegmentConfig {
+            vni,
+            name: String::new(),
+            mtu: None,
+            gateway_mac: None,
+            dns_domain: None,
+            subnets: Vec::new(),
+        }
+    }
+}
+
+/// One subnet of a segment, as Neutron defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConfig {
+    /// The network, e.g. `10.0.0.0/24` or `fd00:a::/64` (no host bits).
+    pub cidr: IpNetwork,
+    /// The router's address on it (DHCPv4 option 3 and the default route of option 121).
+    #[serde(default)]
+    pub gateway_ip: Option<IpAddr>,
+    /// Serve DHCPv4 on an IPv4 subnet (DHCPv6 follows `ipv6_address_mode`).
+    #[serde(default = "default_true")]
+    pub enable_dhcp: bool,
+    /// DNS servers handed out (DHCPv4 option 6; DHCPv6 option 23 and RDNSS for IPv6).
+    #[serde(default)]
+    pub dns_nameservers: Vec<IpAddr>,
+    /// Extra routes handed to VMs (DHCPv4 option 121).
+    #[serde(default)]
+    pub host_routes: Vec<RouteConfig>,
+    /// The DHCPv4 server's address (server identifier); the gateway's when absent.
+    #[serde(default)]
+    pub dhcp_server: Option<IpAddr>,
+    /// DHCPv4 lease and DHCPv6 valid lifetime, seconds.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u32,
+    /// IPv6: who sends router advertisements for this subnet; with a mode, this node does (to
+    /// its local ports).
+    #[serde(default)]
+    pub ipv6_ra_mode: Option<Ipv6Mode>,
+    /// IPv6: how VMs get addresses: SLAAC, stateful DHCPv6, or SLAAC plus stateless DHCPv6.
+    #[serde(default)]
+    pub ipv6_address_mode: Option<Ipv6Mode>,
+}
+
+/// Neutron's `ipv6_ra_mode` / `ipv6_address_mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ipv6Mode {
+    /// Addresses by SLAAC (RA prefix with A set), no DHCPv6.
+    Slaac,
+    /// Addresses by DHCPv6 (RA with M set).
+    Dhcpv6Stateful,
+    /// Addresses by SLAAC, other configuration by DHCPv6 (RA with O set).
+    Dhcpv6Stateless,
+}
+
+/// A route: a destination network and the next hop towards it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The destination network.
+    pub destination: IpNetwork,
+    /// The next hop, on a directly connected network.
+    pub nexthop: IpAddr,
+}
+
+/// A tenant router hosted on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Identifier (e.g. the Neutron router id), unique on the node.
+    pub name: String,
+    /// Its interfaces, one per segment it joins.
+    #[serde(default)]
+    pub interfaces: Vec<RouterInterfaceConfig>,
+    /// Static and extra routes (Neutron's `routes`).
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A router's interface on one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterInterfaceConfig {
+    /// The segment.
+    pub vni: Vni,
+    /// The interface's MAC (the VMs' gateway MAC).
+    pub mac: MacAddr,
+    /// Its addresses with their networks, e.g. `10.0.0.1/24`, `fd00:a::1/64` (the connected
+    /// routes). Its EUI-64 link-local address is added.
+    pub addresses: Vec<IpNetwork>,
+    /// Largest packet it sends; the segment's MTU when absent (larger packets get
+    /// fragmentation-needed / packet-too-big errors, or IPv4 fragmentation).
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// A local VM-facing port.
@@ -136,6 +251,9 @@ pub struct PortConfig {
     /// Further (MAC, IP or CIDR) pairs the port may send from (Neutron's allowed_address_pairs).
     #[serde(default)]
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// Host name handed out by DHCP (option 12); `host-10-0-0-5` style when absent.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// An allowed address pair: an address or CIDR, and the MAC it may be used with (the port's own
@@ -190,6 +308,9 @@ fn default_aging_secs() -> u32 {
 }
 fn default_max_learned() -> u32 {
     4096
+}
+fn default_lease_secs() -> u32 {
+    86400
 }
 
 /// One problem in a configuration, with the path of the field it is about.
@@ -259,11 +380,10 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<Tables, ConfigError> {
         let mut v = Validator::default();
         v.check(self);
-        if v.problems.is_empty() {
-            Ok(Tables::build(self))
-        } else {
-            Err(ConfigError::Invalid(v.problems))
+        if !v.problems.is_empty() {
+            return Err(ConfigError::Invalid(v.problems));
         }
+        Tables::build(self).map_err(|p| ConfigError::Invalid(vec![p]))
     }
 }
 
@@ -292,7 +412,10 @@ impl Validator {
         self.check_ports(c, &segment_mtus);
         let served = self.check_vteps(c, &segment_mtus);
         self.check_bindings(c, &segment_mtus, &served);
+        self.check_subnets(c);
+        self.check_routers(c, &segment_mtus);
         self.check_uniqueness(c);
+        self.check_gateways(c);
         self.check_limits(c);
     }
 
@@ -495,17 +618,46 @@ impl Validator {
     fn check_uniqueness(&mut self, c: &NodeConfig) {
         let mut macs: HashMap<(Vni, MacAddr), String> = HashMap::new();
         let mut ips: HashMap<(Vni, IpAddr), String> = HashMap::new();
-        let owners = c
-            .ports
+        let router_ips: Vec<Vec<(String, IpAddr)>> = c
+            .routers
             .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("ports[{i}]"), p.vni, p.mac, &p.ips))
-            .chain(
-                c.remote_bindings
+            .flat_map(|r| r.interfaces.iter())
+            .map(|i| {
+                i.addresses
                     .iter()
                     .enumerate()
-                    .map(|(i, b)| (format!("remote_bindings[{i}]"), b.vni, b.mac, &b.ips)),
-            );
+                    .map(|(j, a)| (format!("addresses[{j}]"), a.ip()))
+                    .collect()
+            })
+            .collect();
+        let named = |ips: &[IpAddr]| -> Vec<(String, IpAddr)> {
+            ips.iter()
+                .enumerate()
+                .map(|(j, ip)| (format!("ips[{j}]"), *ip))
+                .collect()
+        };
+        // (who, segment, MAC, [(field, address)])
+        type Owner = (String, Vni, MacAddr, Vec<(String, IpAddr)>);
+        let mut owners: Vec<Owner> = Vec::new();
+        for (i, p) in c.ports.iter().enumerate() {
+            owners.push((format!("ports[{i}]"), p.vni, p.mac, named(&p.ips)));
+        }
+        for (i, b) in c.remote_bindings.iter().enumerate() {
+            owners.push((format!("remote_bindings[{i}]"), b.vni, b.mac, named(&b.ips)));
+        }
+        let mut k = 0;
+        for (ri, r) in c.routers.iter().enumerate() {
+            for (ii, iface) in r.interfaces.iter().enumerate() {
+                let ips = router_ips.get(k).cloned().unwrap_or_default();
+                k += 1;
+                owners.push((
+                    format!("routers[{ri}].interfaces[{ii}]"),
+                    iface.vni,
+                    iface.mac,
+                    ips,
+                ));
+            }
+        }
         for (owner, vni, mac, addrs) in owners {
             if let Some(prev) = macs.insert((vni, mac), owner.clone()) {
                 self.bad(
@@ -513,13 +665,271 @@ impl Validator {
                     format!("{mac} is already used by {prev} in VNI {vni}"),
                 );
             }
-            for (j, ip) in addrs.iter().enumerate() {
+            for (field, ip) in &addrs {
                 if let Some(prev) = ips.insert((vni, *ip), owner.clone()) {
                     self.bad(
-                        format!("{owner}.ips[{j}]"),
+                        format!("{owner}.{field}"),
                         format!("{ip} is already used by {prev} in VNI {vni}"),
                     );
                 }
+            }
+        }
+    }
+
+    fn check_subnets(&mut self, c: &NodeConfig) {
+        for (si, seg) in c.segments.iter().enumerate() {
+            if let Some(d) = &seg.dns_domain
+                && !valid_dns_name(d)
+            {
+                self.bad(
+                    format!("segments[{si}].dns_domain"),
+                    format!("{d:?} is not a DNS name"),
+                );
+            }
+            for (ni, sub) in seg.subnets.iter().enumerate() {
+                let f = |x: &str| format!("segments[{si}].subnets[{ni}].{x}");
+                let net = sub.cidr;
+                let v4 = net.is_ipv4();
+                if net.ip() != net.network() {
+                    self.bad(
+                        f("cidr"),
+                        format!(
+                            "{net} has host bits set (the network is {}/{})",
+                            net.network(),
+                            net.prefix()
+                        ),
+                    );
+                }
+                for (nj, other) in seg.subnets.iter().enumerate().take(ni) {
+                    if other.cidr.is_ipv4() == v4
+                        && (other.cidr.contains(net.network())
+                            || net.contains(other.cidr.network()))
+                    {
+                        self.bad(
+                            f("cidr"),
+                            format!("{net} overlaps subnets[{nj}] ({})", other.cidr),
+                        );
+                    }
+                }
+                let usable = |ip: IpAddr| {
+                    net.contains(ip)
+                        && match (net, ip) {
+                            (IpNetwork::V4(n), IpAddr::V4(a)) => {
+                                n.prefix() >= 31 || (a != n.network() && a != n.broadcast())
+                            }
+                            (IpNetwork::V6(n), IpAddr::V6(a)) => {
+                                a != n.network() || n.prefix() == 128
+                            }
+                            _ => false,
+                        }
+                };
+                for (what, ip) in [
+                    ("gateway_ip", sub.gateway_ip),
+                    ("dhcp_server", sub.dhcp_server),
+                ] {
+                    if let Some(ip) = ip
+                        && !usable(ip)
+                    {
+                        self.bad(f(what), format!("{ip} is not a host address of {net}"));
+                    }
+                }
+                for (j, d) in sub.dns_nameservers.iter().enumerate() {
+                    if d.is_ipv4() != v4 || !host_address(*d) {
+                        self.bad(
+                            f(&format!("dns_nameservers[{j}]")),
+                            format!("{d} cannot be a DNS server of {net}"),
+                        );
+                    }
+                }
+                for (j, r) in sub.host_routes.iter().enumerate() {
+                    if r.destination.is_ipv4() != v4 || r.nexthop.is_ipv4() != v4 {
+                        self.bad(
+                            f(&format!("host_routes[{j}]")),
+                            format!(
+                                "route to {} via {} is not of {net}'s family",
+                                r.destination, r.nexthop
+                            ),
+                        );
+                    }
+                }
+                if !(60..=u32::MAX / 2).contains(&sub.lease_secs) {
+                    self.bad(
+                        f("lease_secs"),
+                        format!("{} is out of range [60, {}]", sub.lease_secs, u32::MAX / 2),
+                    );
+                }
+                if v4 {
+                    if sub.ipv6_ra_mode.is_some() || sub.ipv6_address_mode.is_some() {
+                        self.bad(f("ipv6_ra_mode"), "IPv6 modes apply to IPv6 subnets only");
+                    }
+                    if sub.enable_dhcp && sub.gateway_ip.is_none() && sub.dhcp_server.is_none() {
+                        self.bad(f("dhcp_server"), "a DHCP-enabled subnet needs a gateway_ip or a dhcp_server address (the server identifier)");
+                    }
+                } else {
+                    if let (Some(ra), Some(am)) = (sub.ipv6_ra_mode, sub.ipv6_address_mode)
+                        && ra != am
+                    {
+                        self.bad(
+                            f("ipv6_address_mode"),
+                            format!("must equal ipv6_ra_mode when both are set ({ra:?} vs {am:?})"),
+                        );
+                    }
+                    if sub.ipv6_ra_mode.is_some() && seg.gateway_mac.is_none() {
+                        self.bad(format!("segments[{si}].gateway_mac"), "required when a subnet has an ipv6_ra_mode (router advertisements come from it)");
+                    }
+                    if sub.ipv6_ra_mode.is_some()
+                        && net.prefix() != 64
+                        && sub.ipv6_address_mode != Some(Ipv6Mode::Dhcpv6Stateful)
+                    {
+                        self.bad(f("cidr"), format!("SLAAC needs a /64 ({net})"));
+                    }
+                }
+            }
+        }
+        for (pi, p) in c.ports.iter().enumerate() {
+            if let Some(h) = &p.hostname
+                && !valid_dns_name(h)
+            {
+                self.bad(
+                    format!("ports[{pi}].hostname"),
+                    format!("{h:?} is not a DNS name"),
+                );
+            }
+            let Some(seg) = c.segments.iter().find(|s| s.vni == p.vni) else {
+                continue;
+            };
+            if seg.subnets.is_empty() {
+                continue;
+            }
+            for (j, ip) in p.ips.iter().enumerate() {
+                let link_local = matches!(ip, IpAddr::V6(a) if a.is_unicast_link_local());
+                if !link_local && !seg.subnets.iter().any(|s| s.cidr.contains(*ip)) {
+                    self.bad(
+                        format!("ports[{pi}].ips[{j}]"),
+                        format!("{ip} is in none of VNI {}'s subnets", p.vni),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_routers(&mut self, c: &NodeConfig, segs: &HashMap<Vni, u32>) {
+        let mut names = HashSet::new();
+        for (ri, r) in c.routers.iter().enumerate() {
+            let f = |x: &str| format!("routers[{ri}].{x}");
+            if !valid_name(&r.name) {
+                self.bad(
+                    f("name"),
+                    "must be 1 to 255 characters of letters, digits, '.', '_', '-' or ':'",
+                );
+            } else if !names.insert(r.name.as_str()) {
+                self.bad(f("name"), format!("router name {:?} is used twice", r.name));
+            }
+            let mut vnis = HashSet::new();
+            let mut nets: Vec<(usize, IpNetwork)> = Vec::new();
+            for (ii, iface) in r.interfaces.iter().enumerate() {
+                let g = |x: &str| format!("routers[{ri}].interfaces[{ii}].{x}");
+                match segs.get(&iface.vni) {
+                    None => self.bad(g("vni"), format!("VNI {} is not in segments", iface.vni)),
+                    Some(mtu) => {
+                        if let Some(m) = iface.mtu
+                            && !(MIN_MTU..=*mtu).contains(&m)
+                        {
+                            self.bad(
+                                g("mtu"),
+                                format!(
+                                    "{m} is out of range [{MIN_MTU}, {mtu}] (the segment's MTU)"
+                                ),
+                            );
+                        }
+                    }
+                }
+                if !vnis.insert(iface.vni) {
+                    self.bad(
+                        g("vni"),
+                        format!("the router already has an interface on VNI {}", iface.vni),
+                    );
+                }
+                if !iface.mac.is_unicast() {
+                    self.bad(
+                        g("mac"),
+                        format!("{} is not a unicast MAC address", iface.mac),
+                    );
+                }
+                if iface.addresses.is_empty() {
+                    self.bad(g("addresses"), "an interface needs at least one address");
+                }
+                for (j, a) in iface.addresses.iter().enumerate() {
+                    let host = a.ip();
+                    let ok = host_address(host)
+                        && match a {
+                            IpNetwork::V4(n) => {
+                                n.prefix() >= 31
+                                    || (n.ip() != n.network() && n.ip() != n.broadcast())
+                            }
+                            IpNetwork::V6(n) => n.prefix() == 128 || n.ip() != n.network(),
+                        }
+                        && !matches!(host, IpAddr::V6(h) if h.is_unicast_link_local());
+                    if !ok {
+                        self.bad(
+                            g(&format!("addresses[{j}]")),
+                            format!("{a} is not a usable router address"),
+                        );
+                    }
+                    let net = IpNetwork::new(a.network(), a.prefix()).unwrap_or(*a);
+                    if let Some((oi, on)) = nets.iter().find(|(_, on)| {
+                        on.is_ipv4() == net.is_ipv4()
+                            && (on.contains(net.network()) || net.contains(on.network()))
+                    }) {
+                        self.bad(
+                            g(&format!("addresses[{j}]")),
+                            format!("{net} overlaps interfaces[{oi}]'s {on}"),
+                        );
+                    }
+                    nets.push((ii, net));
+                }
+            }
+            for (k, route) in r.routes.iter().enumerate() {
+                let d = route.destination;
+                if d.ip() != d.network() {
+                    self.bad(
+                        f(&format!("routes[{k}].destination")),
+                        format!("{d} has host bits set"),
+                    );
+                }
+                if d.is_ipv4() != route.nexthop.is_ipv4() {
+                    self.bad(
+                        f(&format!("routes[{k}].nexthop")),
+                        format!("{} is not of {d}'s family", route.nexthop),
+                    );
+                } else if !nets.iter().any(|(_, n)| n.contains(route.nexthop)) {
+                    self.bad(
+                        f(&format!("routes[{k}].nexthop")),
+                        format!("{} is on none of the router's networks", route.nexthop),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A segment's gateway MAC must be a router interface on this node or a remote binding.
+    fn check_gateways(&mut self, c: &NodeConfig) {
+        for (si, seg) in c.segments.iter().enumerate() {
+            let Some(mac) = seg.gateway_mac else { continue };
+            let local = c
+                .routers
+                .iter()
+                .flat_map(|r| &r.interfaces)
+                .any(|i| i.vni == seg.vni && i.mac == mac);
+            let remote = c
+                .remote_bindings
+                .iter()
+                .any(|b| b.vni == seg.vni && b.mac == mac);
+            if !local && !remote {
+                self.bad(
+                    format!("segments[{si}].gateway_mac"),
+                    format!("{mac} is neither a router interface on VNI {} here nor a remote binding in it", seg.vni),
+                );
             }
         }
     }
@@ -530,6 +940,11 @@ impl Validator {
             ("ports", c.ports.len()),
             ("segments", c.segments.len()),
             ("remote_vteps", c.remote_vteps.len()),
+            ("routers", c.routers.len()),
+            (
+                "router interfaces",
+                c.routers.iter().map(|r| r.interfaces.len()).sum(),
+            ),
         ] {
             if n > max {
                 self.bad(what, format!("{n} entries; at most {max} are supported"));
@@ -552,6 +967,19 @@ fn valid_ifname(s: &str) -> bool {
         && s != ".."
         && s.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+/// A DNS name: dot-separated labels of 1 to 63 letters, digits and hyphens (not at either end),
+/// 253 characters at most; a trailing dot is allowed.
+fn valid_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    (1..=253).contains(&s.len())
+        && s.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 fn host_address(ip: IpAddr) -> bool {

@@ -100,6 +100,38 @@ named_enum! {
         NoSuchPort => "no_such_port",
         /// The destination port's interface is not attached (missing, or gone).
         PortDetached => "port_detached",
+        /// A port sent more control packets (ARP, ND, DHCP, router solicitations) than its budget.
+        PuntRateLimited => "punt_rate_limited",
+        /// A DHCP request from a port with no address to hand out, or not for its own MAC.
+        DhcpNoBinding => "dhcp_no_binding",
+        /// A DHCP or DHCPv6 message that does not parse or breaks the protocol's rules.
+        DhcpMalformed => "dhcp_malformed",
+        /// A router or neighbour solicitation that fails RFC 4861's validity checks.
+        NdMalformed => "nd_malformed",
+        /// An IPv4 header whose checksum is wrong (at a router).
+        BadChecksum => "bad_checksum",
+        /// An IPv4 packet with a source route option (LSRR/SSRR), refused like Linux does.
+        SourceRouted => "source_routed",
+        /// A packet to route from a source no router accepts (multicast, broadcast, loopback...).
+        Martian => "martian",
+        /// A packet a router does not forward (to a multicast, broadcast or link-local address).
+        NotRoutable => "not_routable",
+        /// A routed packet whose TTL or hop limit ran out (an ICMP time exceeded goes back).
+        TtlExceeded => "ttl_exceeded",
+        /// A routed packet with no route to its destination (an ICMP unreachable goes back).
+        NoRoute => "no_route",
+        /// A routed packet too big for the next hop (frag needed / packet too big goes back).
+        FragmentationNeeded => "fragmentation_needed",
+        /// Traffic to the router's own address that it does not serve (TCP, fragments, UDP).
+        ToRouter => "to_router",
+        /// A frame that would go from a router interface back to itself.
+        RoutingLoop => "routing_loop",
+        /// A router's share of the neighbour cache is full.
+        NeighborTableFull => "neighbor_table_full",
+        /// Too many packets already wait for this neighbour (or in all).
+        NeighborQueueFull => "neighbor_queue_full",
+        /// A packet held for a neighbour that never answered.
+        NeighborUnresolved => "neighbor_unresolved",
     }
 }
 
@@ -130,6 +162,34 @@ named_enum! {
         GsoSegmented => "gso_segmented",
         /// Checksums completed for frames that arrived with a partial checksum.
         ChecksumCompleted => "checksum_completed",
+        /// Packets routed.
+        Routed => "routed",
+        /// IPv4 fragments made by a router.
+        Fragmented => "fragmented",
+        /// Echo replies sent by a router.
+        EchoReplied => "echo_replied",
+        /// ICMP errors sent by a router.
+        IcmpErrorSent => "icmp_error_sent",
+        /// ICMP errors not sent: over the router's budget.
+        IcmpRateLimited => "icmp_rate_limited",
+        /// ARP requests sent by a router.
+        ArpRequested => "arp_requested",
+        /// Neighbour solicitations sent by a router.
+        NdRequested => "nd_requested",
+        /// Neighbours a router resolved.
+        NeighborResolved => "neighbor_resolved",
+        /// DHCP offers sent.
+        DhcpOffered => "dhcp_offered",
+        /// DHCP acknowledgements sent.
+        DhcpAcked => "dhcp_acked",
+        /// DHCP negative acknowledgements sent.
+        DhcpNaked => "dhcp_naked",
+        /// DHCP releases and declines received.
+        DhcpReleased => "dhcp_released",
+        /// DHCPv6 replies and advertisements sent.
+        Dhcp6Replied => "dhcp6_replied",
+        /// Router advertisements sent.
+        RaSent => "ra_sent",
     }
 }
 

@@ -182,6 +182,8 @@ impl Fdb {
                 continue;
             };
             let dest = match e.dest {
+                // Router interfaces are configured, never learned.
+                FdbDest::Router(_) => continue,
                 FdbDest::Port(p) => {
                     let Some(name) = old.ports.get(p.get()).map(|p| p.name.as_str()) else {
                         continue;
@@ -224,7 +226,7 @@ impl FdbDest {
     pub fn port(self) -> Option<PortIdx> {
         match self {
             FdbDest::Port(p) => Some(p),
-            FdbDest::Vtep(_) => None,
+            FdbDest::Vtep(_) | FdbDest::Router(_) => None,
         }
     }
 
@@ -232,7 +234,7 @@ impl FdbDest {
     pub fn vtep(self) -> Option<VtepIdx> {
         match self {
             FdbDest::Vtep(v) => Some(v),
-            FdbDest::Port(_) => None,
+            FdbDest::Port(_) | FdbDest::Router(_) => None,
         }
     }
 }
@@ -353,11 +355,7 @@ mod tests {
         n.segments.retain(|s| s.vni.get() == 100);
         n.segments.insert(
             0,
-            crate::config::SegmentConfig {
-                vni: crate::wire::Vni::new(300).unwrap(),
-                name: String::new(),
-                mtu: None,
-            },
+            crate::config::SegmentConfig::new(crate::wire::Vni::new(300).unwrap()),
         );
         n.ports.retain(|p| p.vni.get() == 100);
         n.remote_vteps[0].vnis.retain(|v| v.get() == 100);

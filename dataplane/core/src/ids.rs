@@ -39,3 +39,27 @@ impl VtepIdx {
         usize::from(self.0)
     }
 }
+
+/// A tenant router hosted on this node, as an index into [`crate::tables::Tables::routers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouterIdx(pub u16);
+
+/// A router interface, as an index into [`crate::tables::Tables::router_ifs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RifIdx(pub u16);
+
+impl RouterIdx {
+    /// The index as a `usize`.
+    #[inline]
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl RifIdx {
+    /// The index as a `usize`.
+    #[inline]
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}

@@ -9,11 +9,18 @@ pub mod config;
 pub mod counters;
 pub mod fdb;
 pub mod ids;
+#[cfg(test)]
+mod l3_tests;
+pub mod lpm;
+pub mod neighbor;
 pub mod offload;
 pub mod packet;
 pub mod pipeline;
 pub mod port_security;
+pub mod ratelimit;
 pub mod responder;
+pub mod router;
+pub mod services;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -21,6 +28,6 @@ pub mod time;
 pub mod wire;
 
 pub use counters::{Counters, DropReason, Event};
-pub use ids::{PortIdx, SegIdx, VtepIdx};
+pub use ids::{PortIdx, RifIdx, RouterIdx, SegIdx, VtepIdx};
 pub use packet::{BATCH_SIZE, Batch, BufPool, HEADROOM, PacketBuf, PacketMeta, Source};
 pub use time::Timestamp;

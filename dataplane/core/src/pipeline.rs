@@ -1,23 +1,30 @@
-//! The L2 overlay pipeline: one worker's state and the nodes a batch goes through.
+//! The dataplane pipeline: one worker's state and the nodes a batch goes through.
 //!
 //! ```text
-//!  from a local port                                  from the underlay (UDP payload)
-//!  ─────────────────                                  ───────────────────────────────
-//!  l2_input        parse Ethernet, access port rules   vxlan_input   known VTEP? VXLAN header?
-//!  port_security   MAC/IP/ARP/ND anti-spoofing                       VNI served by that VTEP?
-//!  learn           (ports without port security)       decap         strip the VXLAN header
-//!  responder       ARP/NS for known bindings ─► reply  l2_input      parse inner Ethernet
-//!                  back out of the ingress port        learn         source MAC → VTEP
-//!  l2_lookup       dst MAC → port | VTEP | flood       l2_lookup     dst MAC → port | flood
-//!  vxlan_encap     prepend the VXLAN header            (never back to the underlay)
+//!  from a local port                               from the underlay (UDP payload)
+//!  ─────────────────                               ───────────────────────────────
+//!  l2_input        parse Ethernet, access rules     vxlan_input  known VTEP? I flag? VNI served?
+//!  port_security   MAC/IP/ARP/ND anti-spoofing      decap        strip the VXLAN header
+//!  learn           (ports without port security)    l2_input     parse inner Ethernet, MTU
+//!  punt            ARP/NS answered from bindings,   learn        source MAC → VTEP
+//!                  DHCPv4, DHCPv6, RS → services    punt         ARP/NS for local routers
+//!                  (rate-limited per port)
+//!            └──────────────────────┬───────────────────────┘
+//!                                   ▼
+//!  l2_deliver      dst MAC → local port | remote VTEP (VXLAN encap) | flood | local router ─┐
+//!                                   ▲                                                    │
+//!  router (router.rs)               └── routed packets, ICMP errors, ARP/NS probes ◄─────┘
+//!                  own address? TTL, FIB (LPM), MTU, neighbour (bindings, cache, hold), rewrite
 //! ```
 //!
-//! Each packet ends in one [`Action`]; the I/O layer carries it out. Every drop has a
-//! [`DropReason`] counted in [`Pipeline::counters`]. The pipeline never allocates, reads no
-//! clock (`now` is an argument) and does no I/O.
+//! Each packet of the batch ends in one [`Action`]; packets the pipeline makes (released held
+//! packets, IPv4 fragments, periodic router advertisements) come out in [`Output::generated`]
+//! with theirs. The I/O layer carries them out. Every drop has a [`DropReason`] counted in
+//! [`Pipeline::counters`]. The pipeline reads no clock (`now` is an argument) and does no I/O;
+//! it allocates only on slow paths (a new neighbour entry).
 //!
-//! Encapsulation writes the 8-byte VXLAN header into the buffer's headroom: the frame is never
-//! copied. The outer UDP/IP/Ethernet headers are the underlay socket's business.
+//! Encapsulation writes the 8-byte VXLAN header into the buffer's headroom; replies and ICMP
+//! errors are built in place in the packet that caused them: frames are not copied.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -25,12 +32,13 @@ use std::time::Duration;
 
 use crate::counters::{Counters, DropReason, Event};
 use crate::fdb::{Fdb, LearnOutcome};
-use crate::ids::{PortIdx, SegIdx, VtepIdx};
-use crate::packet::{Batch, PacketBuf, Source};
+use crate::ids::{PortIdx, RifIdx, SegIdx, VtepIdx};
+use crate::neighbor::{Held, NeighborCache, Timer};
+use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::port_security;
+use crate::ratelimit::TokenBucket;
 use crate::responder::{arp_reply, nd_reply};
 use crate::tables::{FdbDest, Tables, fdb_key};
-
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::{Error as WireError, MacAddr};
@@ -38,11 +46,24 @@ use crate::wire::{Error as WireError, MacAddr};
 /// Length of the VXLAN header the encapsulation prepends.
 pub const VXLAN_HEADER_LEN: usize = 8;
 
+/// Control packets a port may have answered by local services, per second (ARP and neighbour
+/// solicitations, DHCP, DHCPv6, router solicitations together), and in a burst.
+pub const PUNT_RATE: u32 = 100;
+/// See [`PUNT_RATE`].
+pub const PUNT_BURST: u32 = 50;
+/// ICMP errors a router sends per second, and in a burst.
+pub const ICMP_RATE: u32 = 100;
+/// See [`ICMP_RATE`].
+pub const ICMP_BURST: u32 = 100;
+
 /// What to do with a packet after the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Drop it (already counted).
     Drop(DropReason),
+    /// Nothing to send: a local service used it (a DHCP release, an ARP reply to a router), or
+    /// the router kept it (waiting for address resolution). Not a drop.
+    Consumed,
     /// Send `data()` (an Ethernet frame) out of a local port.
     Port(PortIdx),
     /// Send `data()` (VXLAN header + frame) to a remote VTEP.
@@ -60,24 +81,87 @@ pub enum Action {
     },
 }
 
-/// One worker's dataplane: the shared tables, its own FDB and counters.
+/// What [`Pipeline::process`] and [`Pipeline::handle_timeout`] hand back.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// One action per packet of the batch, in order.
+    pub actions: Vec<Action>,
+    /// Packets the pipeline made, with their actions. The caller transmits them and returns
+    /// their buffers to the pool.
+    pub generated: Vec<(PacketBuf, Action)>,
+}
+
+impl Output {
+    /// An empty output with room for a batch.
+    pub fn new() -> Output {
+        Output {
+            actions: Vec::with_capacity(crate::BATCH_SIZE),
+            generated: Vec::with_capacity(crate::BATCH_SIZE),
+        }
+    }
+}
+
+/// Where a frame entered the L2 delivery step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum From {
+    /// A local port.
+    Port(PortIdx),
+    /// A remote VTEP.
+    Underlay,
+    /// A router interface on this node (routed packets, replies, errors, probes).
+    Router(RifIdx),
+}
+
+/// Router and service state of one worker.
+#[derive(Debug)]
+pub(crate) struct L3State {
+    pub(crate) neighbors: NeighborCache,
+    /// ICMP error budget, per router.
+    pub(crate) icmp_limit: Vec<TokenBucket>,
+    /// Control-packet budget, per local port.
+    pub(crate) punt_limit: Vec<TokenBucket>,
+    /// When each segment's next unsolicited router advertisement is due.
+    pub(crate) next_ra: Vec<Timestamp>,
+    /// Scratch: packets released by a neighbour reply.
+    pub(crate) release: Vec<Held>,
+    /// Scratch: neighbour timers that fired.
+    pub(crate) timers: Vec<Timer>,
+}
+
+impl L3State {
+    fn new(t: &Tables) -> L3State {
+        L3State {
+            neighbors: NeighborCache::new(),
+            icmp_limit: vec![TokenBucket::new(ICMP_RATE, ICMP_BURST); t.routers.len()],
+            punt_limit: vec![TokenBucket::new(PUNT_RATE, PUNT_BURST); t.ports.len()],
+            next_ra: vec![Timestamp::ZERO; t.segments.len()],
+            release: Vec::new(),
+            timers: Vec::new(),
+        }
+    }
+}
+
+/// One worker's dataplane: the shared tables, its own FDB, neighbour cache and counters.
 #[derive(Debug)]
 pub struct Pipeline {
     tables: Arc<Tables>,
     fdb: Fdb,
     counters: Counters,
     next_aging: Timestamp,
+    l3: L3State,
 }
 
 impl Pipeline {
     /// A pipeline running on `tables`.
     pub fn new(tables: Arc<Tables>) -> Pipeline {
         let fdb = Fdb::new(&tables);
+        let l3 = L3State::new(&tables);
         Pipeline {
             tables,
             fdb,
             counters: Counters::default(),
             next_aging: Timestamp::ZERO,
+            l3,
         }
     }
 
@@ -101,69 +185,105 @@ impl Pipeline {
         &self.fdb
     }
 
-    /// Switches to new tables between two batches. Learned entries that still make sense are
-    /// kept; counters are kept.
-    pub fn swap_tables(&mut self, tables: Arc<Tables>) {
+    /// Entries in the routers' neighbour cache.
+    pub fn neighbors(&self) -> usize {
+        self.l3.neighbors.len()
+    }
+
+    /// Switches to new tables between two batches. Learned MACs that still make sense are kept;
+    /// counters are kept; the routers' dynamic neighbours are forgotten (interfaces may have been
+    /// renumbered) and packets held for them return to `pool`.
+    pub fn swap_tables(&mut self, tables: Arc<Tables>, pool: &mut BufPool) {
         self.fdb = self.fdb.rebuild(&self.tables, &tables);
+        let mut old = std::mem::replace(&mut self.l3, L3State::new(&tables));
+        let mut n = 0u64;
+        old.neighbors.clear(|h| {
+            n += 1;
+            pool.free(h.buf);
+        });
+        self.counters.drop_n(DropReason::NeighborUnresolved, n);
         self.tables = tables;
     }
 
     /// When [`Pipeline::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Timestamp {
-        self.next_aging
-    }
-
-    /// Runs timers that are due: FDB aging.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        if now < self.next_aging {
-            return;
+        let mut t = self.next_aging;
+        if let Some(n) = self.l3.neighbors.poll_timeout() {
+            t = t.min(n);
         }
-        let aged = self.fdb.age(now);
-        self.counters.event_n(Event::Aged, aged);
-        let every = Duration::from_secs(u64::from(self.fdb.aging_interval_secs()));
-        self.next_aging = now.plus(every);
+        for (i, s) in self.tables.segments.iter().enumerate() {
+            if s.services.sends_ra && !s.ports.is_empty() {
+                t = t.min(self.l3.next_ra[i]);
+            }
+        }
+        t
     }
 
-    /// Runs every packet of `batch` through the pipeline. On return `actions[i]` says what to do
-    /// with `batch.packets()[i]`; drops are already counted.
-    pub fn process(&mut self, now: Timestamp, batch: &mut Batch, actions: &mut Vec<Action>) {
-        actions.clear();
-        let now_s = now.secs();
-        let mut ctx = Ctx {
-            t: &self.tables,
-            fdb: &mut self.fdb,
-            c: &mut self.counters,
-            now: now_s,
-            last_vtep: None,
-            last_vni: None,
-            last_learned: None,
-            last_dst: None,
-        };
+    /// Runs timers that are due: FDB aging, neighbour probes and failures, unsolicited router
+    /// advertisements. Packets they make go to `out.generated`.
+    pub fn handle_timeout(&mut self, now: Timestamp, pool: &mut BufPool, out: &mut Output) {
+        if now >= self.next_aging {
+            let aged = self.fdb.age(now);
+            self.counters.event_n(Event::Aged, aged);
+            let every = Duration::from_secs(u64::from(self.fdb.aging_interval_secs()));
+            self.next_aging = now.plus(every);
+        }
+        let mut ctx = Ctx::new(
+            &self.tables,
+            &mut self.fdb,
+            &mut self.counters,
+            &mut self.l3,
+            pool,
+            &mut out.generated,
+            now,
+        );
+        ctx.neighbor_timers();
+        ctx.periodic_ra();
+    }
+
+    /// Runs every packet of `batch` through the pipeline. On return `out.actions[i]` says what to
+    /// do with `batch.packets()[i]` (drops are already counted), and `out.generated` holds any
+    /// packets the pipeline made. `pool` supplies buffers for those.
+    pub fn process(
+        &mut self,
+        now: Timestamp,
+        batch: &mut Batch,
+        pool: &mut BufPool,
+        out: &mut Output,
+    ) {
+        out.actions.clear();
+        let mut ctx = Ctx::new(
+            &self.tables,
+            &mut self.fdb,
+            &mut self.counters,
+            &mut self.l3,
+            pool,
+            &mut out.generated,
+            now,
+        );
         for pkt in batch.packets_mut() {
             let r = match pkt.meta.source {
                 Source::Port(p) => ctx.port_input(p, pkt),
                 Source::Underlay(src) => ctx.underlay_input(src, pkt),
                 Source::None => Err(DropReason::Malformed),
             };
-            let a = match r {
-                Ok(a) => a,
-                Err(reason) => {
-                    ctx.c.drop(reason);
-                    Action::Drop(reason)
-                }
-            };
-            actions.push(a);
+            let a = ctx.finish(r);
+            out.actions.push(a);
         }
     }
 }
 
-/// Split borrows of the pipeline for one batch, plus per-batch lookup caches (consecutive
-/// packets usually come from the same VTEP and VNI).
-struct Ctx<'a> {
-    t: &'a Tables,
-    fdb: &'a mut Fdb,
-    c: &'a mut Counters,
-    now: u32,
+/// Split borrows of the pipeline for one batch or timer run, plus per-batch lookup caches
+/// (consecutive packets usually come from the same VTEP, VNI and flow).
+pub(crate) struct Ctx<'a> {
+    pub(crate) t: &'a Tables,
+    pub(crate) fdb: &'a mut Fdb,
+    pub(crate) c: &'a mut Counters,
+    pub(crate) l3: &'a mut L3State,
+    pub(crate) pool: &'a mut BufPool,
+    pub(crate) generated: &'a mut Vec<(PacketBuf, Action)>,
+    pub(crate) now: Timestamp,
+    now_s: u32,
     last_vtep: Option<(IpAddr, VtepIdx)>,
     last_vni: Option<(u32, SegIdx)>,
     /// The last (FDB key, place) found already known by `learn`: the same source again needs no
@@ -173,7 +293,7 @@ struct Ctx<'a> {
     last_dst: Option<(u64, Option<FdbDest>)>,
 }
 
-type NodeResult = Result<Action, DropReason>;
+pub(crate) type NodeResult = Result<Action, DropReason>;
 
 pub(crate) fn wire_drop(e: WireError) -> DropReason {
     match e {
@@ -182,7 +302,87 @@ pub(crate) fn wire_drop(e: WireError) -> DropReason {
     }
 }
 
-impl Ctx<'_> {
+/// What kind of control packet a frame from a VM is, if any (cheap checks on fixed offsets;
+/// the services validate fully).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Arp,
+    NeighborSolicit,
+    RouterSolicit,
+    Dhcp4,
+    Dhcp6,
+}
+
+fn control_kind(l2: &L2Info, frame: &[u8]) -> Option<Control> {
+    let l3 = frame.get(l2.l3_offset..)?;
+    match l2.ethertype {
+        EtherType::Arp => Some(Control::Arp),
+        EtherType::Ipv4 => {
+            let ihl = usize::from(*l3.first()? & 0x0f) * 4;
+            // UDP, not a later fragment, to port 67.
+            let frag = u16::from_be_bytes([*l3.get(6)?, *l3.get(7)?]) & 0x1fff;
+            (*l3.get(9)? == 17 && frag == 0 && l3.get(ihl + 2..ihl + 4)? == [0, 67])
+                .then_some(Control::Dhcp4)
+        }
+        EtherType::Ipv6 => match *l3.get(6)? {
+            58 => match *l3.get(40)? {
+                133 => Some(Control::RouterSolicit),
+                135 => Some(Control::NeighborSolicit),
+                _ => None,
+            },
+            17 => (l3.get(42..44)? == [0x02, 0x23]).then_some(Control::Dhcp6),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        t: &'a Tables,
+        fdb: &'a mut Fdb,
+        c: &'a mut Counters,
+        l3: &'a mut L3State,
+        pool: &'a mut BufPool,
+        generated: &'a mut Vec<(PacketBuf, Action)>,
+        now: Timestamp,
+    ) -> Ctx<'a> {
+        Ctx {
+            t,
+            fdb,
+            c,
+            l3,
+            pool,
+            generated,
+            now,
+            now_s: now.secs(),
+            last_vtep: None,
+            last_vni: None,
+            last_learned: None,
+            last_dst: None,
+        }
+    }
+
+    /// Counts a drop and turns a node result into an action.
+    pub(crate) fn finish(&mut self, r: NodeResult) -> Action {
+        match r {
+            Ok(a) => a,
+            Err(reason) => {
+                self.c.drop(reason);
+                Action::Drop(reason)
+            }
+        }
+    }
+
+    /// Queues a packet the pipeline made, with the outcome of its processing.
+    pub(crate) fn emit(&mut self, buf: PacketBuf, r: NodeResult) {
+        let a = self.finish(r);
+        match a {
+            Action::Drop(_) | Action::Consumed => self.pool.free(buf),
+            _ => self.generated.push((buf, a)),
+        }
+    }
+
     // ---- from a local port -------------------------------------------------------------------
 
     fn port_input(&mut self, idx: PortIdx, pkt: &mut PacketBuf) -> NodeResult {
@@ -201,54 +401,63 @@ impl Ctx<'_> {
         // port_security / learn
         if port.security.is_some() {
             port_security::check(port, &l2, pkt.data())?;
-        } else if let LearnOutcome::Learned | LearnOutcome::Moved =
-            self.learn(seg, l2.src, FdbDest::Port(idx))
-        {
-            // counted in learn()
+        } else {
+            self.learn(seg, l2.src, FdbDest::Port(idx));
         }
-        // responder
-        if let Some(a) = self.respond(idx, seg, &l2, pkt) {
-            return Ok(a);
-        }
-        // l2_lookup
-        if l2.dst.is_multicast() {
-            return self.flood_from_port(idx, seg, pkt);
-        }
-        match self.lookup(seg, l2.dst) {
-            Some(FdbDest::Port(p)) if p == idx => Err(DropReason::SamePort),
-            Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
-            Some(FdbDest::Vtep(v)) => {
-                encap(t, seg, pkt)?;
-                self.c.event(Event::Encapsulated);
-                Ok(Action::Vtep(v))
+        // punt: control packets go to the local services, within the port's budget.
+        if let Some(kind) = control_kind(&l2, pkt.data()) {
+            if !self
+                .l3
+                .punt_limit
+                .get_mut(idx.get())
+                .is_some_and(|b| b.allow(self.now))
+            {
+                return Err(DropReason::PuntRateLimited);
             }
-            None => {
-                self.c.event(Event::UnknownUnicast);
-                self.flood_from_port(idx, seg, pkt)
+            if let Some(r) = self.punt(kind, idx, seg, &l2, pkt) {
+                return r;
             }
+        }
+        self.l2_deliver(seg, pkt, l2.dst, From::Port(idx), 0)
+    }
+
+    /// Hands a control packet from port `idx` to the service that answers it. `None` when no
+    /// service here does (the frame then takes its normal L2 way).
+    fn punt(
+        &mut self,
+        kind: Control,
+        idx: PortIdx,
+        seg: SegIdx,
+        l2: &L2Info,
+        pkt: &mut PacketBuf,
+    ) -> Option<NodeResult> {
+        let t = self.t;
+        match kind {
+            // A VM probing its own address (RFC 5227, DAD) must not hear itself answered.
+            Control::Arp => {
+                arp_reply(t, seg, l2, pkt, |owner| owner != FdbDest::Port(idx)).map(|_| {
+                    self.c.event(Event::ArpReplied);
+                    Ok(Action::Port(idx))
+                })
+            }
+            Control::NeighborSolicit => {
+                nd_reply(t, seg, l2, pkt, |owner| owner != FdbDest::Port(idx)).map(|_| {
+                    self.c.event(Event::NdReplied);
+                    Ok(Action::Port(idx))
+                })
+            }
+            Control::RouterSolicit => self.router_solicit(idx, seg, l2, pkt),
+            Control::Dhcp4 => self.dhcp4(idx, seg, l2, pkt),
+            Control::Dhcp6 => self.dhcp6(idx, seg, l2, pkt),
         }
     }
 
-    fn flood_from_port(&mut self, idx: PortIdx, seg: SegIdx, pkt: &mut PacketBuf) -> NodeResult {
-        self.c.event(Event::Flooded);
-        let to_vteps = !self.t.segments[seg.get()].flood_vteps.is_empty();
-        if to_vteps {
-            encap(self.t, seg, pkt)?;
-        }
-        Ok(Action::Flood {
-            seg,
-            exclude: Some(idx),
-            to_vteps,
-        })
-    }
-
-    /// Records `mac` at `dest`, through a one-entry cache: a flow's packets come in bursts.
-    fn learn(&mut self, seg: SegIdx, mac: MacAddr, dest: FdbDest) -> LearnOutcome {
+    pub(crate) fn learn(&mut self, seg: SegIdx, mac: MacAddr, dest: FdbDest) -> LearnOutcome {
         let key = fdb_key(seg, mac);
         if self.last_learned == Some((key, dest)) {
             return LearnOutcome::Known;
         }
-        let o = self.fdb.learn(seg, mac, dest, self.now);
+        let o = self.fdb.learn(seg, mac, dest, self.now_s);
         match o {
             LearnOutcome::Learned => self.c.event(Event::Learned),
             LearnOutcome::Moved => self.c.event(Event::LearnMoved),
@@ -279,24 +488,6 @@ impl Ctx<'_> {
         let d = self.fdb.lookup(seg, mac).map(|e| e.dest);
         self.last_dst = Some((key, d));
         d
-    }
-
-    /// ARP requests and IPv6 neighbour solicitations for an address the configuration binds in
-    /// this segment are answered here, out of the ingress port, instead of being flooded.
-    fn respond(
-        &mut self,
-        idx: PortIdx,
-        seg: SegIdx,
-        l2: &L2Info,
-        pkt: &mut PacketBuf,
-    ) -> Option<Action> {
-        let event = match l2.ethertype {
-            EtherType::Arp if arp_reply(self.t, idx, seg, l2, pkt) => Event::ArpReplied,
-            EtherType::Ipv6 if nd_reply(self.t, idx, seg, l2, pkt) => Event::NdReplied,
-            _ => return None,
-        };
-        self.c.event(event);
-        Some(Action::Port(idx))
     }
 
     // ---- from the underlay -------------------------------------------------------------------
@@ -344,28 +535,95 @@ impl Ctx<'_> {
         if let LearnOutcome::Conflict(_) = self.learn(seg, l2.src, FdbDest::Vtep(vtep)) {
             return Err(DropReason::RemoteMacConflict);
         }
-        // l2_lookup: deliver locally only, never back into the underlay.
-        if l2.dst.is_multicast() {
-            self.c.event(Event::Flooded);
-            return Ok(Action::Flood {
-                seg,
-                exclude: None,
-                to_vteps: false,
-            });
+        // punt: address resolution for a router hosted here, asked from another node.
+        if !t.router_ifs.is_empty()
+            && let Some(r) = self.answer_for_local_router(seg, &l2, pkt)
+        {
+            return r;
         }
-        match self.lookup(seg, l2.dst) {
+        self.l2_deliver(seg, pkt, l2.dst, From::Underlay, 0)
+    }
+
+    /// ARP requests and neighbour solicitations from the underlay for an address of a router
+    /// hosted on this node (other nodes normally answer their VMs themselves, from bindings;
+    /// this covers nodes that do not know the router, and kernel VTEPs).
+    fn answer_for_local_router(
+        &mut self,
+        seg: SegIdx,
+        l2: &L2Info,
+        pkt: &mut PacketBuf,
+    ) -> Option<NodeResult> {
+        let local = |o: FdbDest| matches!(o, FdbDest::Router(_));
+        let kind = control_kind(l2, pkt.data())?;
+        let b = match kind {
+            Control::Arp => arp_reply(self.t, seg, l2, pkt, local)?,
+            Control::NeighborSolicit => nd_reply(self.t, seg, l2, pkt, local)?,
+            _ => return None,
+        };
+        self.c.event(if kind == Control::Arp {
+            Event::ArpReplied
+        } else {
+            Event::NdReplied
+        });
+        let FdbDest::Router(rif) = b.owner else {
+            return None;
+        };
+        // The reply goes from the router to the asker (learned behind its VTEP by now).
+        let dst = MacAddr::from_bytes(pkt.data()).unwrap_or(MacAddr::BROADCAST);
+        Some(self.l2_deliver(seg, pkt, dst, From::Router(rif), 0))
+    }
+
+    // ---- L2 delivery ---------------------------------------------------------------------------
+
+    /// Sends a frame addressed to `dst` on segment `seg`: to a local port, to a remote VTEP
+    /// (encapsulated), to a router interface hosted here, or flooded. Frames from the underlay
+    /// never go back into it; `depth` bounds router-to-router hand-offs on this node.
+    pub(crate) fn l2_deliver(
+        &mut self,
+        seg: SegIdx,
+        pkt: &mut PacketBuf,
+        dst: MacAddr,
+        from: From,
+        depth: u8,
+    ) -> NodeResult {
+        if dst.is_multicast() {
+            return self.flood(seg, pkt, from);
+        }
+        match self.lookup(seg, dst) {
+            Some(FdbDest::Port(p)) if from == From::Port(p) => Err(DropReason::SamePort),
             Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
-            Some(FdbDest::Vtep(_)) => Err(DropReason::NotLocal),
+            Some(FdbDest::Vtep(_)) if from == From::Underlay => Err(DropReason::NotLocal),
+            Some(FdbDest::Vtep(v)) => {
+                encap(self.t, seg, pkt)?;
+                self.c.event(Event::Encapsulated);
+                Ok(Action::Vtep(v))
+            }
+            Some(FdbDest::Router(r)) if from == From::Router(r) || depth >= 2 => {
+                Err(DropReason::RoutingLoop)
+            }
+            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, from, depth + 1),
             None => {
                 self.c.event(Event::UnknownUnicast);
-                self.c.event(Event::Flooded);
-                Ok(Action::Flood {
-                    seg,
-                    exclude: None,
-                    to_vteps: false,
-                })
+                self.flood(seg, pkt, from)
             }
         }
+    }
+
+    fn flood(&mut self, seg: SegIdx, pkt: &mut PacketBuf, from: From) -> NodeResult {
+        self.c.event(Event::Flooded);
+        let to_vteps = from != From::Underlay && !self.t.segments[seg.get()].flood_vteps.is_empty();
+        if to_vteps {
+            encap(self.t, seg, pkt)?;
+        }
+        let exclude = match from {
+            From::Port(p) => Some(p),
+            From::Underlay | From::Router(_) => None,
+        };
+        Ok(Action::Flood {
+            seg,
+            exclude,
+            to_vteps,
+        })
     }
 }
 
@@ -433,8 +691,10 @@ mod tests {
         b.meta.source = source;
         let mut batch = Batch::new();
         batch.push(b).unwrap();
-        let mut actions = Vec::new();
-        p.process(now, &mut batch, &mut actions);
+        let mut out = Output::new();
+        let mut pool = BufPool::new(8, 2048);
+        p.process(now, &mut batch, &mut pool, &mut out);
+        let actions = out.actions;
         (actions[0], batch.packets()[0].data().to_vec())
     }
 
@@ -1031,13 +1291,21 @@ mod tests {
         // A reload that keeps segment and VTEP keeps the entry.
         let mut cfg = NodeConfig::from_toml(EXAMPLE).unwrap();
         cfg.revision = 2;
-        p.swap_tables(Arc::new(cfg.validate().unwrap()));
+        p.swap_tables(Arc::new(cfg.validate().unwrap()), &mut BufPool::new(1, 64));
         assert!(p.fdb().lookup(s, STRANGER).is_some());
 
         // Aging (300 s): still there at +299 s, gone at +300 s.
-        p.handle_timeout(t0.plus(Duration::from_secs(299)));
+        p.handle_timeout(
+            t0.plus(Duration::from_secs(299)),
+            &mut BufPool::new(1, 64),
+            &mut Output::new(),
+        );
         assert!(p.fdb().lookup(s, STRANGER).is_some());
-        p.handle_timeout(t0.plus(Duration::from_secs(400)));
+        p.handle_timeout(
+            t0.plus(Duration::from_secs(400)),
+            &mut BufPool::new(1, 64),
+            &mut Output::new(),
+        );
         assert!(p.fdb().lookup(s, STRANGER).is_none());
         assert_eq!(p.counters().events(Event::Aged), 1);
         assert!(matches!(
@@ -1097,10 +1365,15 @@ mod tests {
             b.meta.source = *s;
             batch.push(b).unwrap();
         }
-        let mut actions = Vec::new();
-        p.process(Timestamp(1), &mut batch, &mut actions);
+        let mut out = Output::new();
+        p.process(
+            Timestamp(1),
+            &mut batch,
+            &mut BufPool::new(8, 2048),
+            &mut out,
+        );
         assert_eq!(
-            actions,
+            out.actions,
             vec![
                 Action::Vtep(VtepIdx(0)),
                 Action::Port(PortIdx(0)),

@@ -11,9 +11,9 @@
 
 use std::net::Ipv6Addr;
 
-use crate::ids::{PortIdx, SegIdx};
+use crate::ids::SegIdx;
 use crate::packet::PacketBuf;
-use crate::tables::{FdbDest, Tables};
+use crate::tables::{Binding, FdbDest, Tables};
 use crate::wire::MacAddr;
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetFrame, L2Info};
@@ -32,33 +32,25 @@ pub(crate) fn nd_target(icmp: &[u8]) -> Option<Ipv6Addr> {
 /// packet untouched) when the request is not one to answer here.
 pub(crate) fn arp_reply(
     t: &Tables,
-    idx: PortIdx,
     seg: SegIdx,
     l2: &L2Info,
     pkt: &mut PacketBuf,
-) -> bool {
+    answer_for: impl Fn(FdbDest) -> bool,
+) -> Option<Binding> {
     let l3 = l2.l3_offset;
-    let Some(bytes) = pkt.data().get(l3..) else {
-        return false;
-    };
-    let Ok(arp) = ArpPacket::new_checked(bytes) else {
-        return false;
-    };
-    let Ok(req) = ArpRepr::parse(&arp) else {
-        return false;
-    };
+    let bytes = pkt.data().get(l3..)?;
+    let arp = ArpPacket::new_checked(bytes).ok()?;
+    let req = ArpRepr::parse(&arp).ok()?;
     if req.operation != ArpOperation::Request
         || req.target_protocol_addr == req.source_protocol_addr
     {
         // Replies and gratuitous ARP go their normal way.
-        return false;
+        return None;
     }
-    let Some(b) = t.neighbour_v4(seg, req.target_protocol_addr) else {
-        return false;
-    };
-    if b.owner == FdbDest::Port(idx) {
-        // A VM probing its own address (RFC 5227) must not hear itself answered.
-        return false;
+    let b = t.neighbour_v4(seg, req.target_protocol_addr)?;
+    if !answer_for(b.owner) {
+        // E.g. a VM probing its own address (RFC 5227) must not hear itself answered.
+        return None;
     }
     let reply = ArpRepr {
         operation: ArpOperation::Reply,
@@ -71,30 +63,24 @@ pub(crate) fn arp_reply(
     let mut eth = EthernetFrame::new_unchecked(&mut data[..]);
     eth.set_dst_addr(l2.src);
     eth.set_src_addr(b.mac);
-    let Some(arp_bytes) = data.get_mut(l3..) else {
-        return false;
-    };
+    let arp_bytes = data.get_mut(l3..)?;
     reply.emit(&mut ArpPacket::new_unchecked(arp_bytes));
-    true
+    Some(b)
 }
 
 /// Answers a neighbour solicitation for a bound address with a neighbour advertisement built in
 /// place (RFC 4861 §7.2.4). `false` (and the packet untouched) when it is not one to answer.
 pub(crate) fn nd_reply(
     t: &Tables,
-    idx: PortIdx,
     seg: SegIdx,
     l2: &L2Info,
     pkt: &mut PacketBuf,
-) -> bool {
-    let Some((src, target)) = solicitation(l2, pkt.data()) else {
-        return false;
-    };
-    let Some(b) = t.neighbour_v6(seg, target) else {
-        return false;
-    };
-    if b.owner == FdbDest::Port(idx) {
-        return false;
+    answer_for: impl Fn(FdbDest) -> bool,
+) -> Option<Binding> {
+    let (src, target) = solicitation(l2, pkt.data())?;
+    let b = t.neighbour_v6(seg, target)?;
+    if !answer_for(b.owner) {
+        return None;
     }
     // A solicitation from the unspecified address (duplicate address detection) is answered to
     // all nodes, unsolicited (RFC 4861 §7.2.4).
@@ -104,7 +90,8 @@ pub(crate) fn nd_reply(
     } else {
         (src, l2.src, true)
     };
-    write_neighbor_advert(pkt, dst_mac, b.mac, target, dst_ip, solicited)
+    let router = matches!(b.owner, FdbDest::Router(_));
+    write_neighbor_advert(pkt, dst_mac, b.mac, target, dst_ip, solicited, router).then_some(b)
 }
 
 /// `(source address, target)` of a valid neighbour solicitation (RFC 4861 §7.1.1): plain IPv6
@@ -136,13 +123,14 @@ const NA_FRAME_LEN: usize = 14 + 40 + 24 + 8;
 /// Replaces the packet with a neighbour advertisement for `target` owned by `owner_mac`, with
 /// the target link-layer address option and the Override flag (we answer with authority, from
 /// the configuration). `false` if the buffer cannot hold it.
-fn write_neighbor_advert(
+pub(crate) fn write_neighbor_advert(
     pkt: &mut PacketBuf,
     dst_mac: MacAddr,
     owner_mac: MacAddr,
     target: Ipv6Addr,
     dst_ip: Ipv6Addr,
     solicited: bool,
+    router: bool,
 ) -> bool {
     if !pkt.set_len(NA_FRAME_LEN) {
         return false;
@@ -167,7 +155,8 @@ fn write_neighbor_advert(
     icmp_bytes[0] = u8::from(Icmpv6Message::NeighborAdvert);
     icmp_bytes[1] = 0;
     icmp_bytes[2..4].fill(0);
-    icmp_bytes[4] = if solicited { 0x60 } else { 0x20 };
+    // Router | Solicited | Override.
+    icmp_bytes[4] = if router { 0x80 } else { 0 } | if solicited { 0x60 } else { 0x20 };
     icmp_bytes[5..8].fill(0);
     icmp_bytes[8..24].copy_from_slice(&target.octets());
     icmp_bytes[24] = 2; // target link-layer address

@@ -18,8 +18,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::config::{LearningConfig, NodeConfig, vtep_addr};
-use crate::ids::{PortIdx, SegIdx, VtepIdx};
+use crate::config::{
+    ConfigProblem, Ipv6Mode, LearningConfig, NodeConfig, PortConfig, RouterConfig, SegmentConfig,
+    vtep_addr,
+};
+use crate::ids::{PortIdx, RifIdx, RouterIdx, SegIdx, VtepIdx};
+use crate::lpm::{Lpm4, Lpm6, LpmError, RouteId};
 use crate::wire::{MacAddr, Vni};
 
 /// Where a MAC address lives.
@@ -29,6 +33,8 @@ pub enum FdbDest {
     Port(PortIdx),
     /// Behind a remote VTEP.
     Vtep(VtepIdx),
+    /// A router interface hosted on this node.
+    Router(RifIdx),
 }
 
 /// A MAC address bound to an IP address in a segment (answered by the ARP/ND responder).
@@ -55,6 +61,80 @@ pub struct Segment {
     pub flood_vteps: Vec<VtepIdx>,
     /// The VXLAN header for this VNI, ready to copy in front of a frame.
     pub vxlan_header: [u8; 8],
+    /// What the local services (DHCPv4, DHCPv6, router advertisements) hand out here.
+    pub services: Services,
+}
+
+/// The local services of one segment.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The segment's router interface MAC, if it has a router.
+    pub gateway_mac: Option<MacAddr>,
+    /// The MAC DHCP replies come from: the gateway's, or `02:77:65` followed by the VNI (a
+    /// locally administered address) on segments without a router.
+    pub server_mac: MacAddr,
+    /// The link-local address DHCPv6 replies and router advertisements come from (EUI-64 of
+    /// `server_mac`).
+    pub server_link_local: Ipv6Addr,
+    /// DNS domain.
+    pub domain: Option<String>,
+    /// IPv4 subnets.
+    pub subnets4: Vec<Subnet4>,
+    /// IPv6 subnets.
+    pub subnets6: Vec<Subnet6>,
+    /// Whether this node sends router advertisements to its local ports on this segment (a
+    /// gateway MAC and at least one IPv6 subnet with an `ipv6_ra_mode`).
+    pub sends_ra: bool,
+    /// The MTU to advertise (the segment's).
+    pub mtu: u32,
+}
+
+/// An IPv4 subnet as DHCPv4 serves it.
+#[derive(Debug, Clone)]
+pub struct Subnet4 {
+    /// The network.
+    pub net: Ipv4Network,
+    /// The router (option 3, and the default route in option 121).
+    pub gateway: Option<Ipv4Addr>,
+    /// Whether DHCPv4 is served.
+    pub dhcp: bool,
+    /// The server identifier (option 54): the configured DHCP server address, else the gateway.
+    pub server_id: Option<Ipv4Addr>,
+    /// DNS servers (option 6).
+    pub dns: Vec<Ipv4Addr>,
+    /// Classless static routes (option 121): host routes, then the default route via the
+    /// gateway (RFC 3442: clients ignore option 3 when 121 is present).
+    pub routes: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
+    /// Lease time, seconds.
+    pub lease_secs: u32,
+}
+
+/// An IPv6 subnet as router advertisements and DHCPv6 serve it.
+#[derive(Debug, Clone)]
+pub struct Subnet6 {
+    /// The network.
+    pub net: Ipv6Network,
+    /// The gateway address.
+    pub gateway: Option<Ipv6Addr>,
+    /// Who advertises it (this node, if set).
+    pub ra_mode: Option<Ipv6Mode>,
+    /// How VMs get addresses.
+    pub address_mode: Option<Ipv6Mode>,
+    /// DNS servers (DHCPv6 option 23 and RDNSS).
+    pub dns: Vec<Ipv6Addr>,
+    /// Valid lifetime of DHCPv6 leases, seconds.
+    pub lease_secs: u32,
+}
+
+/// A port's DHCP bindings and host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpBinding {
+    /// The IPv4 address DHCPv4 hands out, and the index of its subnet in `subnets4`.
+    pub v4: Option<(Ipv4Addr, u16)>,
+    /// The IPv6 address stateful DHCPv6 hands out, and its subnet's index in `subnets6`.
+    pub v6: Option<(Ipv6Addr, u16)>,
+    /// The host name (option 12).
+    pub hostname: String,
 }
 
 /// What a port with port security may send: for each MAC it may use, the addresses it may use
@@ -111,6 +191,96 @@ pub struct Port {
     pub mac: MacAddr,
     /// Anti-spoofing rules; `None` when port security is off.
     pub security: Option<PortSecurity>,
+    /// What DHCP hands this port.
+    pub dhcp: DhcpBinding,
+}
+
+/// A router interface.
+#[derive(Debug, Clone)]
+pub struct RouterIf {
+    /// Its router.
+    pub router: RouterIdx,
+    /// Its segment.
+    pub seg: SegIdx,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Largest packet it sends.
+    pub mtu: u32,
+    /// Its IPv4 addresses with their networks.
+    pub v4: Vec<Ipv4Network>,
+    /// Its IPv6 addresses with their networks (the link-local one not included).
+    pub v6: Vec<Ipv6Network>,
+    /// Its link-local address (EUI-64 of the MAC).
+    pub link_local: Ipv6Addr,
+}
+
+impl RouterIf {
+    /// The address ICMPv4 errors about packets received here come from.
+    pub fn primary_v4(&self) -> Option<Ipv4Addr> {
+        self.v4.first().map(|n| n.ip())
+    }
+
+    /// The address ICMPv6 errors about packets received here come from: a global address if
+    /// there is one, else the link-local one.
+    pub fn primary_v6(&self) -> Ipv6Addr {
+        self.v6.first().map_or(self.link_local, |n| n.ip())
+    }
+}
+
+/// Where a route leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The egress interface.
+    pub rif: RifIdx,
+    /// The next hop; `None` for a connected network (the destination itself).
+    pub nexthop: Option<IpAddr>,
+}
+
+/// A tenant router.
+#[derive(Debug)]
+pub struct Router {
+    /// Its name.
+    pub name: String,
+    /// Its interfaces.
+    pub interfaces: Vec<RifIdx>,
+    /// Its routes, by [`RouteId`] (connected networks first, then static routes).
+    pub routes: Vec<Route>,
+    /// IPv4 forwarding table.
+    pub fib4: Lpm4,
+    /// IPv6 forwarding table.
+    pub fib6: Lpm6,
+    own4: FxHashMap<u32, RifIdx>,
+    own6: FxHashMap<u128, RifIdx>,
+}
+
+impl Router {
+    /// The interface owning IPv4 address `a`, if it is one of the router's.
+    #[inline]
+    pub fn owns_v4(&self, a: Ipv4Addr) -> Option<RifIdx> {
+        self.own4.get(&u32::from(a)).copied()
+    }
+
+    /// The interface owning IPv6 address `a` (link-local ones included), if it is the router's.
+    #[inline]
+    pub fn owns_v6(&self, a: Ipv6Addr) -> Option<RifIdx> {
+        self.own6.get(&u128::from(a)).copied()
+    }
+
+    /// The route for IPv4 destination `a`.
+    #[inline]
+    pub fn route_v4(&self, a: Ipv4Addr) -> Option<Route> {
+        self.fib4
+            .lookup(a)
+            .and_then(|id| self.routes.get(usize::try_from(id).ok()?).copied())
+    }
+
+    /// The route for IPv6 destination `a`.
+    #[inline]
+    pub fn route_v6(&self, a: Ipv6Addr) -> Option<Route> {
+        self.fib6
+            .lookup(a)
+            .and_then(|id| self.routes.get(usize::try_from(id).ok()?).copied())
+    }
 }
 
 /// A remote VTEP.
@@ -139,6 +309,10 @@ pub struct Tables {
     pub segments: Vec<Segment>,
     /// Remote VTEPs, by [`VtepIdx`].
     pub vteps: Vec<Vtep>,
+    /// Routers hosted here, by [`RouterIdx`].
+    pub routers: Vec<Router>,
+    /// Their interfaces, by [`RifIdx`].
+    pub router_ifs: Vec<RouterIf>,
     seg_by_vni: FxHashMap<u32, SegIdx>,
     vtep_by_ip: FxHashMap<IpAddr, VtepIdx>,
     vtep_serves: FxHashSet<u32>,
@@ -166,7 +340,7 @@ fn idx16(i: usize) -> u16 {
 impl Tables {
     /// Builds the tables. Only [`NodeConfig::validate`] calls this, after checking `c`: every
     /// lookup below succeeds on a validated configuration.
-    pub(crate) fn build(c: &NodeConfig) -> Tables {
+    pub(crate) fn build(c: &NodeConfig) -> Result<Tables, ConfigProblem> {
         let default_mtu = c.default_segment_mtu();
         let mut segments: Vec<Segment> = c
             .segments
@@ -178,6 +352,7 @@ impl Tables {
                 ports: Vec::new(),
                 flood_vteps: Vec::new(),
                 vxlan_header: vxlan_header(s.vni),
+                services: services(s, s.mtu.unwrap_or(default_mtu)),
             })
             .collect();
         let seg_by_vni: FxHashMap<u32, SegIdx> = segments
@@ -234,6 +409,7 @@ impl Tables {
                 seg,
                 mac: p.mac,
                 security: p.port_security.then(|| port_security(p)),
+                dhcp: dhcp_binding(p, &segments[seg.get()].services),
             });
         }
         for b in &c.remote_bindings {
@@ -241,7 +417,62 @@ impl Tables {
             bind(seg_of(b.vni), b.mac, &b.ips, owner);
         }
 
-        Tables {
+        let mut routers = Vec::with_capacity(c.routers.len());
+        let mut router_ifs: Vec<RouterIf> = Vec::new();
+        for (ri, rc) in c.routers.iter().enumerate() {
+            let ridx = RouterIdx(idx16(ri));
+            let mut interfaces = Vec::with_capacity(rc.interfaces.len());
+            for ic in &rc.interfaces {
+                let rif = RifIdx(idx16(router_ifs.len()));
+                let seg = seg_of(ic.vni);
+                let mut ips: Vec<IpAddr> = ic.addresses.iter().map(IpNetwork::ip).collect();
+                ips.push(IpAddr::V6(ic.mac.link_local()));
+                bind(seg, ic.mac, &ips, FdbDest::Router(rif));
+                router_ifs.push(RouterIf {
+                    router: ridx,
+                    seg,
+                    mac: ic.mac,
+                    mtu: ic.mtu.unwrap_or(segments[seg.get()].mtu),
+                    v4: ic
+                        .addresses
+                        .iter()
+                        .filter_map(|a| match a {
+                            IpNetwork::V4(n) => Some(*n),
+                            IpNetwork::V6(_) => None,
+                        })
+                        .collect(),
+                    v6: ic
+                        .addresses
+                        .iter()
+                        .filter_map(|a| match a {
+                            IpNetwork::V6(n) => Some(*n),
+                            IpNetwork::V4(_) => None,
+                        })
+                        .collect(),
+                    link_local: ic.mac.link_local(),
+                });
+                interfaces.push(rif);
+            }
+            let router = build_router(rc, &interfaces, &router_ifs).map_err(|e| ConfigProblem {
+                field: format!("routers[{ri}].routes"),
+                message: format!("cannot build the forwarding table: {e}"),
+            })?;
+            routers.push(router);
+        }
+        // A segment's gateway answers for its link-local address too, wherever it lives.
+        for (si, seg) in segments.iter().enumerate() {
+            let Some(gw) = seg.services.gateway_mac else {
+                continue;
+            };
+            let sidx = SegIdx(idx16(si));
+            if let Some(owner) = static_fdb.get(&fdb_key(sidx, gw)).copied() {
+                neigh_v6
+                    .entry((sidx.0, u128::from(gw.link_local())))
+                    .or_insert(Binding { mac: gw, owner });
+            }
+        }
+
+        Ok(Tables {
             node: c.node.clone(),
             revision: c.revision,
             local_vtep: SocketAddr::new(c.underlay.local_ip, c.underlay.port),
@@ -249,13 +480,15 @@ impl Tables {
             ports,
             segments,
             vteps,
+            routers,
+            router_ifs,
             seg_by_vni,
             vtep_by_ip,
             vtep_serves,
             static_fdb,
             neigh_v4,
             neigh_v6,
-        }
+        })
     }
 
     /// The segment carrying `vni`.
@@ -328,7 +561,167 @@ pub fn vxlan_header(vni: Vni) -> [u8; 8] {
     [0x08, 0, 0, 0, v[1], v[2], v[3], 0]
 }
 
-fn port_security(p: &crate::config::PortConfig) -> PortSecurity {
+/// The services of segment `s` (validated configuration).
+fn services(s: &SegmentConfig, mtu: u32) -> Services {
+    let v = s.vni.get().to_be_bytes();
+    let server_mac = s
+        .gateway_mac
+        .unwrap_or(MacAddr([0x02, 0x77, 0x65, v[1], v[2], v[3]]));
+    let mut subnets4 = Vec::new();
+    let mut subnets6 = Vec::new();
+    for sub in &s.subnets {
+        match sub.cidr {
+            IpNetwork::V4(net) => {
+                let v4 = |a: &IpAddr| match a {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                };
+                let gateway = sub.gateway_ip.as_ref().and_then(v4);
+                let mut routes: Vec<(Ipv4Addr, u8, Ipv4Addr)> = sub
+                    .host_routes
+                    .iter()
+                    .filter_map(|r| match (r.destination, r.nexthop) {
+                        (IpNetwork::V4(d), IpAddr::V4(n)) => Some((d.network(), d.prefix(), n)),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(g) = gateway
+                    && !routes.iter().any(|r| r.1 == 0)
+                {
+                    routes.push((Ipv4Addr::UNSPECIFIED, 0, g));
+                }
+                subnets4.push(Subnet4 {
+                    net,
+                    gateway,
+                    dhcp: sub.enable_dhcp,
+                    server_id: sub.dhcp_server.as_ref().and_then(v4).or(gateway),
+                    dns: sub.dns_nameservers.iter().filter_map(v4).collect(),
+                    routes,
+                    lease_secs: sub.lease_secs,
+                });
+            }
+            IpNetwork::V6(net) => subnets6.push(Subnet6 {
+                net,
+                gateway: match sub.gateway_ip {
+                    Some(IpAddr::V6(g)) => Some(g),
+                    _ => None,
+                },
+                ra_mode: sub.ipv6_ra_mode,
+                address_mode: sub.ipv6_address_mode.or(sub.ipv6_ra_mode),
+                dns: sub
+                    .dns_nameservers
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V6(a) => Some(*a),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect(),
+                lease_secs: sub.lease_secs,
+            }),
+        }
+    }
+    let sends_ra = s.gateway_mac.is_some() && subnets6.iter().any(|n| n.ra_mode.is_some());
+    Services {
+        gateway_mac: s.gateway_mac,
+        server_mac,
+        server_link_local: server_mac.link_local(),
+        domain: s
+            .dns_domain
+            .as_ref()
+            .map(|d| d.trim_end_matches('.').to_owned()),
+        subnets4,
+        subnets6,
+        sends_ra,
+        mtu,
+    }
+}
+
+/// What DHCP hands port `p`: its first IPv4 address in a DHCP-enabled subnet, its first IPv6
+/// address in a stateful-DHCPv6 subnet, and its host name (configured, or derived from its
+/// first address the way Neutron does: `host-10-0-0-5`).
+fn dhcp_binding(p: &PortConfig, sv: &Services) -> DhcpBinding {
+    let v4 = p.ips.iter().find_map(|ip| match ip {
+        IpAddr::V4(a) => sv
+            .subnets4
+            .iter()
+            .position(|s| s.dhcp && s.net.contains(*a))
+            .map(|i| (*a, idx16(i))),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = p.ips.iter().find_map(|ip| match ip {
+        IpAddr::V6(a) => sv
+            .subnets6
+            .iter()
+            .position(|s| s.address_mode == Some(Ipv6Mode::Dhcpv6Stateful) && s.net.contains(*a))
+            .map(|i| (*a, idx16(i))),
+        IpAddr::V4(_) => None,
+    });
+    let hostname = p.hostname.clone().unwrap_or_else(|| match p.ips.first() {
+        Some(IpAddr::V4(a)) => format!("host-{}", a.to_string().replace('.', "-")),
+        Some(IpAddr::V6(a)) => format!("host-{}", a.to_string().replace(':', "-")),
+        None => format!("host-{}", p.mac.to_string().replace(':', "")),
+    });
+    DhcpBinding { v4, v6, hostname }
+}
+
+/// The routes of router `rc`: its connected networks, then its static routes (each leaving
+/// through the interface whose network holds its next hop), in LPM tables.
+fn build_router(
+    rc: &RouterConfig,
+    interfaces: &[RifIdx],
+    ifs: &[RouterIf],
+) -> Result<Router, LpmError> {
+    let mut routes: Vec<Route> = Vec::new();
+    let mut v4: Vec<(Ipv4Addr, u8, RouteId)> = Vec::new();
+    let mut v6: Vec<(Ipv6Addr, u8, RouteId)> = Vec::new();
+    let mut own4 = FxHashMap::default();
+    let mut own6 = FxHashMap::default();
+    let id = |routes: &Vec<Route>| RouteId::try_from(routes.len()).unwrap_or(RouteId::MAX - 1);
+    for &rif in interfaces {
+        let Some(i) = ifs.get(rif.get()) else {
+            continue;
+        };
+        own6.insert(u128::from(i.link_local), rif);
+        for n in &i.v4 {
+            own4.insert(u32::from(n.ip()), rif);
+            v4.push((n.network(), n.prefix(), id(&routes)));
+            routes.push(Route { rif, nexthop: None });
+        }
+        for n in &i.v6 {
+            own6.insert(u128::from(n.ip()), rif);
+            v6.push((n.network(), n.prefix(), id(&routes)));
+            routes.push(Route { rif, nexthop: None });
+        }
+    }
+    for r in &rc.routes {
+        let via = interfaces.iter().copied().find(|rif| {
+            ifs.get(rif.get()).is_some_and(|i| match r.nexthop {
+                IpAddr::V4(a) => i.v4.iter().any(|n| n.contains(a)),
+                IpAddr::V6(a) => i.v6.iter().any(|n| n.contains(a)),
+            })
+        });
+        let Some(rif) = via else { continue };
+        match r.destination {
+            IpNetwork::V4(d) => v4.push((d.network(), d.prefix(), id(&routes))),
+            IpNetwork::V6(d) => v6.push((d.network(), d.prefix(), id(&routes))),
+        }
+        routes.push(Route {
+            rif,
+            nexthop: Some(r.nexthop),
+        });
+    }
+    Ok(Router {
+        name: rc.name.clone(),
+        interfaces: interfaces.to_vec(),
+        routes,
+        fib4: Lpm4::build(&v4)?,
+        fib6: Lpm6::build(&v6)?,
+        own4,
+        own6,
+    })
+}
+
+fn port_security(p: &PortConfig) -> PortSecurity {
     let mut own = AllowedMac {
         mac: p.mac,
         v4: Vec::new(),

@@ -14,6 +14,8 @@
 pub mod arp;
 mod bytes;
 pub mod checksum;
+pub mod dhcpv4;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod icmpv6;

@@ -1,0 +1,1205 @@
+//! Longest-prefix-match routing tables for IPv4 ([`Lpm4`]) and IPv6 ([`Lpm6`]): the router's
+//! per-packet FIB lookup.
+//!
+//! A table maps prefixes to [`RouteId`]s (indices into the caller's route array) and answers,
+//! for an address, the id of the longest prefix that contains it. Tables are immutable: a
+//! configuration change builds a new one and swaps it in (as with
+//! [`Tables`](crate::tables::Tables)), so there is no incremental insert or delete, and the
+//! layout is chosen for lookups alone.
+//!
+//! # Structure
+//!
+//! A Poptrie (Asai & Ohara, "Poptrie: A Compressed Trie with Population Count for Fast and
+//! Scalable Software IP Routing Table Lookup", SIGCOMM 2015): a multibit trie with a stride of
+//! 6 bits whose nodes hold two 64-bit bitmaps instead of 64 pointers, under a direct-pointing
+//! array indexed by the first `s` bits of the address.
+//!
+//! ```text
+//!  address bits:  |<------ s ------>|<- 6 ->|<- 6 ->|<- 6 ->| ...  (zero-padded past the end)
+//!                          |             |       |
+//!  direct[2^s] (u32)       v             |       |
+//!   +-------+-------+-------+-------+    |
+//!   | L:7   | L:7   | N:41  | none  |    |       L = LEAF | id : the answer is `id`
+//!   +-------+-------+---|---+-------+    |       N = index of a node in nodes[]
+//!                       v                v
+//!  nodes[41]  +-------------------------------------------------------------+
+//!             | vector  = 0b..0100.0   bit v: slot v leads to a child node  |
+//!             | leafvec = 0b..1001.1   bit v: a run of equal leaves starts  |
+//!             | base1 --------> nodes[base1 ..]   children, in slot order   |
+//!             | base0 --------> leaves[base0 ..]  one value per leaf run    |
+//!             +-------------------------------------------------------------+
+//!   v = the next 6 address bits:
+//!     vector bit v set:  node   = nodes[base1 + popcount(vector & below(v))], go on 6 bits
+//!     otherwise:         answer = leaves[base0 + popcount(leafvec & upto(v)) - 1]
+//! ```
+//!
+//! A slot is a leaf when no route longer than the slot's depth starts inside it; its value is
+//! the longest route that covers the whole slot (already expanded: a lookup never backtracks).
+//! Consecutive leaf slots with the same value share one entry in `leaves` (leaf compression;
+//! the run may span child slots in between), so a node with few routes under it costs 24 bytes
+//! plus a few leaves.
+//!
+//! `s` grows with the table: 0 (one direct entry, the root node) for small tables, up to 18
+//! (1 MiB) from 65 536 prefixes on, the largest of [`DIRECT_BITS`] with `2^s <= 4 * prefixes`.
+//! A table of a few routes is a few hundred bytes; see [`Lpm4::memory_bytes`].
+//!
+//! # Invariants (established by the build, relied on by the lookup)
+//!
+//! - Prefixes are stored with their host bits cleared; duplicates are resolved (last wins) before
+//!   the trie is built, so every stored prefix is distinct.
+//! - A node at depth `d` (the number of address bits consumed before it) exists only if some
+//!   route is longer than `d`, so `d < address width`: the 6-bit chunk it reads starts inside
+//!   the address. Bits past the end of the address read as zero, in the build and the lookup.
+//! - The children of a node are contiguous in `nodes`, in slot order; its leaf runs are
+//!   contiguous in `leaves`. The lowest leaf slot of every node starts a run, so the leaf
+//!   popcount is at least 1.
+//! - A subtree whose slots are all leaves of one value is replaced by that leaf (this also
+//!   removes routes that repeat their covering route's value).
+//! - Direct entries: `LEAF | id` for ids below `LEAF - 1`, `u32::MAX` for "no route", anything
+//!   below `LEAF` a node index. Larger ids (rare) point at a node with one leaf.
+//! - Node indices stay below `LEAF` and leaf indices fit a `u32`, or the build fails with
+//!   [`LpmError::TooLarge`].
+//!
+//! Lookups index with `get`, so no input can make them panic; the build allocates memory
+//! proportional to the routes and fails with an error, not a panic, on bad input.
+//!
+//! # Cost
+//!
+//! A lookup reads one direct entry, then one 24-byte node per 6 bits of prefix below `s`, then
+//! one leaf: an IPv4 /24 under `s = 18` is three reads. Each level counts bits with
+//! `u64::count_ones`, a single `POPCNT` only when the crate is compiled for a CPU that has it
+//! (`-C target-cpu=x86-64-v2` or later); on the x86-64 baseline it is a dozen instructions.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::FxHashMap;
+
+/// A route's value: an index into the caller's route array. `u32::MAX` is reserved.
+pub type RouteId = u32;
+
+/// The leaf value meaning "no route covers this slot".
+const NO_ROUTE: u32 = u32::MAX;
+
+/// Bits consumed by each node below the direct array.
+const STRIDE: u32 = 6;
+
+/// Tag of a direct entry that holds a route id rather than a node index.
+const LEAF: u32 = 1 << 31;
+
+/// The most levels a node's `path` skips: 54 bits, so the low 6 bits of `path` hold the length.
+const MAX_SKIP_LEVELS: u32 = 9;
+
+/// The bits of `Node::path` holding the skipped length.
+const SKIP_LEN: u64 = 0x3f;
+
+/// Lookups [`Lpm4::lookup_batch`] and [`Lpm6::lookup_batch`] interleave.
+const BATCH_LANES: usize = 16;
+
+/// A batch lane that has its answer.
+const DONE: u32 = u32::MAX;
+
+/// The sizes (in address bits) the direct array may have; see [`direct_bits_for`].
+pub const DIRECT_BITS: [u32; 5] = [0, 6, 12, 16, 18];
+
+/// Errors of this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LpmError {
+    /// A prefix length exceeds the address width (32 for IPv4, 128 for IPv6).
+    #[error("prefix length {0} is longer than the address")]
+    BadPrefixLen(u8),
+    /// A route uses the reserved id `u32::MAX`.
+    #[error("route id {} is reserved", u32::MAX)]
+    ReservedRouteId,
+    /// The table would need more than 2^31 nodes or 2^32 leaves.
+    #[error("the routing table is too large")]
+    TooLarge,
+}
+
+/// One node of the trie: a path of skipped bits, then 64 slots, each a child node or a leaf.
+/// 32 bytes, aligned so that a node never straddles two cache lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(32))]
+struct Node {
+    /// Bit `v` set: slot `v` leads to a child node.
+    vector: u64,
+    /// Bit `v` set: slot `v` is a leaf whose value differs from the previous leaf slot's.
+    leafvec: u64,
+    /// Index in `leaves` of the node's first leaf run. When `path` is not 0, the leaf before
+    /// it answers addresses that leave the path.
+    base0: u32,
+    /// Index in `nodes` of the node's first child.
+    base1: u32,
+    /// The address bits every lookup must match before the node's 6 bits, left-aligned, with
+    /// their number (a multiple of 6, at most 54) in the low 6 bits; 0 when there are none.
+    path: u64,
+}
+
+/// An address as the lookup reads it: a big-endian integer, most significant bit first.
+trait Key: Copy + Default {
+    /// The first `s` bits (`s <= 18`), as an index into the direct array.
+    fn top(self, s: u32) -> usize;
+    /// The 6 bits starting at bit `o` (`o < width`), zero-padded past the end.
+    fn chunk(self, o: u32) -> u32;
+    /// The 64 bits starting at bit `o` (`o < width`), zero-padded past the end.
+    fn bits64(self, o: u32) -> u64;
+}
+
+impl Key for u32 {
+    #[inline(always)]
+    fn top(self, s: u32) -> usize {
+        // `s == 0` shifts by 32: `checked_shr` makes that 0 (one direct entry).
+        idx(self.checked_shr(32u32.wrapping_sub(s)).unwrap_or(0))
+    }
+
+    #[inline(always)]
+    fn chunk(self, o: u32) -> u32 {
+        self.wrapping_shl(o) >> (32 - STRIDE)
+    }
+
+    #[inline(always)]
+    fn bits64(self, o: u32) -> u64 {
+        u64::from(self.wrapping_shl(o)) << 32
+    }
+}
+
+impl Key for u128 {
+    #[inline(always)]
+    fn top(self, s: u32) -> usize {
+        let hi = u64::try_from(self >> 64).unwrap_or(0);
+        usize::try_from(hi.checked_shr(64u32.wrapping_sub(s)).unwrap_or(0)).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn chunk(self, o: u32) -> u32 {
+        u32::try_from(self.wrapping_shl(o) >> (128 - STRIDE)).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn bits64(self, o: u32) -> u64 {
+        u64::try_from(self.wrapping_shl(o) >> 64).unwrap_or(0)
+    }
+}
+
+/// A `u32` index as a `usize` (lossless on the 32- and 64-bit targets Weft runs on).
+#[inline(always)]
+fn idx(x: u32) -> usize {
+    usize::try_from(x).unwrap_or(usize::MAX)
+}
+
+/// The family-independent table: direct array, nodes and leaves.
+#[derive(Clone)]
+struct Trie {
+    /// `2^direct_bits` entries: `LEAF | id`, `u32::MAX` (no route) or a node index.
+    direct: Box<[u32]>,
+    /// All nodes; each node's children contiguous.
+    nodes: Box<[Node]>,
+    /// Leaf values (`NO_ROUTE` for none); each node's runs contiguous.
+    leaves: Box<[u32]>,
+    /// Bits indexing `direct`; one of [`DIRECT_BITS`].
+    direct_bits: u32,
+    /// Distinct prefixes.
+    len: usize,
+}
+
+impl fmt::Debug for Trie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trie")
+            .field("prefixes", &self.len)
+            .field("direct_bits", &self.direct_bits)
+            .field("nodes", &self.nodes.len())
+            .field("leaves", &self.leaves.len())
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
+    }
+}
+
+impl Trie {
+    /// The longest match for `key`, a `u32` for IPv4 tables and a `u128` for IPv6 ones.
+    #[inline(always)]
+    fn lookup<K: Key>(&self, key: K) -> Option<RouteId> {
+        let e = *self.direct.get(key.top(self.direct_bits))?;
+        if e >= LEAF {
+            return (e != NO_ROUTE).then_some(e & !LEAF);
+        }
+        let mut node = self.nodes.get(idx(e))?;
+        let mut o = self.direct_bits;
+        loop {
+            if node.path != 0 {
+                match self.skip(node, key, o) {
+                    Ok(depth) => o = depth,
+                    Err(answer) => return answer,
+                }
+            }
+            let v = key.chunk(o);
+            if node.vector & (1u64 << v) == 0 {
+                return self.leaf(node, v);
+            }
+            let below = node.vector & !(u64::MAX << v);
+            node = self.nodes.get(idx(node.base1) + idx(below.count_ones()))?;
+            o += STRIDE;
+        }
+    }
+
+    /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have, [`BATCH_LANES`] at a
+    /// time, one trie level per pass over the lanes: the loads of different lanes do not
+    /// depend on each other, so their cache misses overlap instead of following one another.
+    #[inline]
+    fn lookup_batch<A: Copy, K: Key>(
+        &self,
+        addrs: &[A],
+        out: &mut [Option<RouteId>],
+        key: impl Fn(A) -> K,
+    ) {
+        for (addrs, out) in addrs.chunks(BATCH_LANES).zip(out.chunks_mut(BATCH_LANES)) {
+            let mut keys = [K::default(); BATCH_LANES];
+            // Per lane: the node to visit next, or `DONE` once `out` holds the answer, and the
+            // depth of that node.
+            let mut next = [DONE; BATCH_LANES];
+            let mut depth = [self.direct_bits; BATCH_LANES];
+            for (((k, n), o), &a) in keys
+                .iter_mut()
+                .zip(&mut next)
+                .zip(out.iter_mut())
+                .zip(addrs)
+            {
+                *k = key(a);
+                match self.direct.get(k.top(self.direct_bits)) {
+                    Some(&e) if e < LEAF => *n = e,
+                    Some(&e) => *o = (e != NO_ROUTE).then_some(e & !LEAF),
+                    None => *o = None,
+                }
+            }
+            let mut live = true;
+            while live {
+                live = false;
+                let lanes = keys
+                    .iter()
+                    .zip(&mut next)
+                    .zip(&mut depth)
+                    .zip(out.iter_mut());
+                for (((k, n), d), o) in lanes {
+                    if *n == DONE {
+                        continue;
+                    }
+                    let Some(node) = self.nodes.get(idx(*n)) else {
+                        (*n, *o) = (DONE, None);
+                        continue;
+                    };
+                    if node.path != 0 {
+                        match self.skip(node, *k, *d) {
+                            Ok(depth) => *d = depth,
+                            Err(answer) => {
+                                (*n, *o) = (DONE, answer);
+                                continue;
+                            }
+                        }
+                    }
+                    let v = k.chunk(*d);
+                    if node.vector & (1u64 << v) == 0 {
+                        (*n, *o) = (DONE, self.leaf(node, v));
+                        continue;
+                    }
+                    let below = node.vector & !(u64::MAX << v);
+                    (*n, *d) = (node.base1.wrapping_add(below.count_ones()), *d + STRIDE);
+                    live = true;
+                }
+            }
+        }
+    }
+
+    /// Checks the address against the path of `node`, reached at depth `o`: the depth of the
+    /// node's own 6 bits, or, for an address that leaves the path, the answer.
+    #[inline(always)]
+    fn skip<K: Key>(&self, node: &Node, key: K, o: u32) -> Result<u32, Option<RouteId>> {
+        let len = u32::try_from(node.path & SKIP_LEN).unwrap_or(0);
+        if (key.bits64(o) ^ node.path) & !(u64::MAX >> len) != 0 {
+            let leaf = *self
+                .leaves
+                .get(idx(node.base0).wrapping_sub(1))
+                .ok_or(None)?;
+            return Err((leaf != NO_ROUTE).then_some(leaf));
+        }
+        Ok(o + len)
+    }
+
+    /// The answer of leaf slot `v` of `node`.
+    #[inline(always)]
+    fn leaf(&self, node: &Node, v: u32) -> Option<RouteId> {
+        let upto = node.leafvec & (u64::MAX >> (63 - v));
+        let leaf = *self
+            .leaves
+            .get((idx(node.base0) + idx(upto.count_ones())).wrapping_sub(1))?;
+        (leaf != NO_ROUTE).then_some(leaf)
+    }
+
+    /// Heap and inline bytes.
+    fn memory_bytes(&self) -> usize {
+        size_of::<Trie>()
+            + size_of_val::<[u32]>(&self.direct)
+            + size_of_val::<[Node]>(&self.nodes)
+            + size_of_val::<[u32]>(&self.leaves)
+    }
+}
+
+/// A route on its way into the trie: the prefix left-aligned in a `u128` with host bits
+/// cleared.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    key: u128,
+    len: u8,
+    id: u32,
+}
+
+/// The prefixes of `routes` (left-aligned keys), checked against `width`, host bits cleared,
+/// sorted by (key, length), duplicates resolved in favour of the last one given.
+fn normalize(
+    routes: impl ExactSizeIterator<Item = (u128, u8, RouteId)>,
+    width: u8,
+) -> Result<Vec<Route>, LpmError> {
+    let mut v = Vec::with_capacity(routes.len());
+    for (key, len, id) in routes {
+        if len > width {
+            return Err(LpmError::BadPrefixLen(len));
+        }
+        if id == NO_ROUTE {
+            return Err(LpmError::ReservedRouteId);
+        }
+        let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+        v.push(Route {
+            key: key & mask,
+            len,
+            id,
+        });
+    }
+    // Reversed, then a stable sort: of equal prefixes the last given comes first and is kept.
+    v.reverse();
+    v.sort_by_key(|r| (r.key, r.len));
+    v.dedup_by_key(|r| (r.key, r.len));
+    Ok(v)
+}
+
+/// The direct array size for `n` distinct prefixes: the largest of [`DIRECT_BITS`] with
+/// `2^s <= 4n`, so the array never outweighs the nodes by much.
+fn direct_bits_for(n: usize) -> u32 {
+    DIRECT_BITS
+        .iter()
+        .copied()
+        .filter(|&s| (1usize << s) <= n.saturating_mul(4))
+        .max()
+        .unwrap_or(0)
+}
+
+/// `w` bits of a left-aligned key starting at bit `o` (zero-padded past bit 127), `w <= 18`.
+fn bits(key: u128, o: u32, w: u32) -> usize {
+    if w == 0 {
+        return 0;
+    }
+    let x = key.checked_shl(o).unwrap_or(0) >> (128 - w);
+    usize::try_from(x).unwrap_or(0)
+}
+
+/// What building a subtree produced.
+enum Built {
+    /// Every address in it has the same answer.
+    Leaf(u32),
+    /// A node (not yet placed in `nodes`).
+    Node(Node),
+}
+
+/// The build's growing arrays.
+struct Builder {
+    nodes: Vec<Node>,
+    leaves: Vec<u32>,
+    /// Nodes holding one leaf, for ids that do not fit a direct entry, by id.
+    big_ids: FxHashMap<u32, u32>,
+}
+
+impl Builder {
+    /// Fills `vals` (`2^w` slots of the region at depth `o`) with the value of the longest
+    /// route of length in `(o, o + w]` covering each slot, or `inherited`, and builds the
+    /// subtrees of slots that longer routes start in. `routes` are those inside the region,
+    /// sorted; routes of length `<= o` among them are ignored (the parent accounted for them).
+    /// Returns the child nodes with their slots, in slot order; slots whose subtree collapsed
+    /// to a leaf get that leaf's value in `vals`.
+    fn level(
+        &mut self,
+        o: u32,
+        w: u32,
+        routes: &[Route],
+        inherited: u32,
+        vals: &mut [u32],
+    ) -> Result<Vec<(usize, Node)>, LpmError> {
+        let end = o + w;
+        vals.fill(inherited);
+        let mut short: Vec<&Route> = routes
+            .iter()
+            .filter(|r| (o + 1..=end).contains(&u32::from(r.len)))
+            .collect();
+        // Longer routes paint over shorter ones; equal lengths never overlap.
+        short.sort_by_key(|r| r.len);
+        for r in short {
+            let start = bits(r.key, o, w);
+            let n = 1usize << (end - u32::from(r.len));
+            if let Some(run) = vals.get_mut(start..start + n) {
+                run.fill(r.id);
+            }
+        }
+        let mut kids = Vec::new();
+        let mut rest = routes;
+        while let Some(first) = rest.iter().position(|r| u32::from(r.len) > end) {
+            rest = &rest[first..];
+            let slot = bits(rest[0].key, o, w);
+            let n = rest
+                .iter()
+                .take_while(|r| bits(r.key, o, w) == slot)
+                .count();
+            let inherited = vals.get(slot).copied().unwrap_or(NO_ROUTE);
+            match self.subtree(end, &rest[..n], inherited)? {
+                Built::Leaf(v) => {
+                    if let Some(s) = vals.get_mut(slot) {
+                        *s = v;
+                    }
+                }
+                Built::Node(node) => kids.push((slot, node)),
+            }
+            rest = &rest[n..];
+        }
+        Ok(kids)
+    }
+
+    /// Builds the subtree of the region at depth `d` (`routes` as for [`Builder::level`]).
+    /// Levels that would each hold one child and nothing else (every route passes through them
+    /// without ending or branching) become the `path` of the first node below them.
+    fn subtree(&mut self, d: u32, routes: &[Route], inherited: u32) -> Result<Built, LpmError> {
+        let mut long = routes.iter().filter(|r| u32::from(r.len) > d);
+        let Some(first) = long.next() else {
+            return Ok(Built::Leaf(inherited));
+        };
+        let (mut common, mut shortest) = (128, u32::from(first.len));
+        for r in long {
+            common = common.min((r.key ^ first.key).leading_zeros());
+            shortest = shortest.min(u32::from(r.len));
+        }
+        let levels = (common.min(shortest - 1).saturating_sub(d) / STRIDE).min(MAX_SKIP_LEVELS);
+        let bits = levels * STRIDE;
+        let path = match bits {
+            0 => 0,
+            _ => {
+                let key = u64::try_from(first.key.checked_shl(d).unwrap_or(0) >> 64).unwrap_or(0);
+                key & !(u64::MAX >> bits) | u64::from(bits)
+            }
+        };
+        self.node(d + bits, path, routes, inherited)
+    }
+
+    /// Builds the node whose 6 bits start at depth `o`, behind `path` (see [`Node::path`]),
+    /// holding `routes`; addresses not covered by a route longer than `o` (or that leave the
+    /// path) answer `inherited`.
+    fn node(
+        &mut self,
+        o: u32,
+        path: u64,
+        routes: &[Route],
+        inherited: u32,
+    ) -> Result<Built, LpmError> {
+        let mut vals = [NO_ROUTE; 64];
+        let kids = self.level(o, STRIDE, routes, inherited, &mut vals)?;
+        let vector = kids.iter().fold(0u64, |acc, &(s, _)| acc | 1 << s);
+        let mut leafvec = 0u64;
+        let mut runs = Vec::new();
+        if path != 0 {
+            runs.push(inherited);
+        }
+        let first_run = runs.len();
+        for (s, &v) in vals.iter().enumerate() {
+            if vector & 1 << s == 0 && (runs.len() == first_run || runs.last() != Some(&v)) {
+                leafvec |= 1 << s;
+                runs.push(v);
+            }
+        }
+        // One value everywhere (the path's fallback included): a leaf, not a node.
+        if vector == 0 && runs.iter().all(|&v| Some(&v) == runs.first()) {
+            return Ok(Built::Leaf(runs.first().copied().unwrap_or(inherited)));
+        }
+        let base0 = self.push_leaves(&runs)? + u32::try_from(first_run).unwrap_or(0);
+        let base1 = self.push_nodes(kids.into_iter().map(|(_, n)| n))?;
+        Ok(Built::Node(Node {
+            vector,
+            leafvec,
+            base0,
+            base1,
+            path,
+        }))
+    }
+
+    /// Appends `leaves` contiguously; returns the index of the first.
+    fn push_leaves(&mut self, leaves: &[u32]) -> Result<u32, LpmError> {
+        let base = self.leaves.len();
+        self.leaves.extend_from_slice(leaves);
+        u32::try_from(self.leaves.len()).map_err(|_| LpmError::TooLarge)?;
+        u32::try_from(base).map_err(|_| LpmError::TooLarge)
+    }
+
+    /// Appends `nodes` contiguously; returns the index of the first.
+    fn push_nodes(&mut self, nodes: impl IntoIterator<Item = Node>) -> Result<u32, LpmError> {
+        let base = self.nodes.len();
+        self.nodes.extend(nodes);
+        if self.nodes.len() > idx(LEAF) {
+            return Err(LpmError::TooLarge);
+        }
+        u32::try_from(base).map_err(|_| LpmError::TooLarge)
+    }
+
+    /// The direct entry answering `id` (or nothing, for `NO_ROUTE`).
+    fn leaf_entry(&mut self, id: u32) -> Result<u32, LpmError> {
+        if id == NO_ROUTE || id < LEAF - 1 {
+            return Ok(id | LEAF);
+        }
+        if let Some(&n) = self.big_ids.get(&id) {
+            return Ok(n);
+        }
+        let base0 = self.push_leaves(&[id])?;
+        let n = self.push_nodes([Node {
+            vector: 0,
+            leafvec: 1,
+            base0,
+            base1: 0,
+            path: 0,
+        }])?;
+        self.big_ids.insert(id, n);
+        Ok(n)
+    }
+}
+
+/// Builds a trie from normalized `routes` with a direct array of `s` bits.
+fn build_trie(routes: &[Route], s: u32) -> Result<Trie, LpmError> {
+    let default = routes
+        .iter()
+        .rev()
+        .find(|r| r.len == 0)
+        .map_or(NO_ROUTE, |r| r.id);
+    let mut b = Builder {
+        nodes: Vec::new(),
+        leaves: Vec::new(),
+        big_ids: FxHashMap::default(),
+    };
+    let mut vals = vec![NO_ROUTE; 1 << s];
+    let kids = b.level(0, s, routes, default, &mut vals)?;
+    let mut direct = Vec::with_capacity(vals.len());
+    let mut kids = kids.into_iter().peekable();
+    for (slot, &v) in vals.iter().enumerate() {
+        let e = match kids.next_if(|&(k, _)| k == slot) {
+            Some((_, node)) => b.push_nodes([node])?,
+            None => b.leaf_entry(v)?,
+        };
+        direct.push(e);
+    }
+    Ok(Trie {
+        direct: direct.into_boxed_slice(),
+        nodes: b.nodes.into_boxed_slice(),
+        leaves: b.leaves.into_boxed_slice(),
+        direct_bits: s,
+        len: routes.len(),
+    })
+}
+
+/// Normalizes and builds, choosing the direct array size from the number of prefixes.
+fn build(
+    routes: impl ExactSizeIterator<Item = (u128, u8, RouteId)>,
+    width: u8,
+) -> Result<Trie, LpmError> {
+    let routes = normalize(routes, width)?;
+    build_trie(&routes, direct_bits_for(routes.len()))
+}
+
+/// An IPv4 longest-prefix-match table. Immutable; build a new one to change it.
+#[derive(Debug, Clone)]
+pub struct Lpm4 {
+    trie: Trie,
+}
+
+impl Lpm4 {
+    /// Builds from (prefix, prefix length, value); host bits beyond the length are ignored; the
+    /// last of duplicate prefixes wins. Lengths over 32 are refused with
+    /// [`LpmError::BadPrefixLen`], the id `u32::MAX` with [`LpmError::ReservedRouteId`].
+    pub fn build(routes: &[(Ipv4Addr, u8, RouteId)]) -> Result<Lpm4, LpmError> {
+        let keys = routes
+            .iter()
+            .map(|&(a, len, id)| (u128::from(u32::from(a)) << 96, len, id));
+        Ok(Lpm4 {
+            trie: build(keys, 32)?,
+        })
+    }
+
+    /// The value of the longest prefix containing `addr`, if any.
+    #[inline]
+    pub fn lookup(&self, addr: Ipv4Addr) -> Option<RouteId> {
+        self.trie.lookup(u32::from(addr))
+    }
+
+    /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have (the rest of the longer
+    /// one is left alone). Same answers as [`lookup`](Self::lookup), faster on tables too big
+    /// for the cache: the lookups of a batch walk the trie side by side, so their cache misses
+    /// overlap.
+    #[inline]
+    pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<RouteId>]) {
+        self.trie.lookup_batch(addrs, out, u32::from);
+    }
+
+    /// The number of distinct prefixes.
+    pub fn len(&self) -> usize {
+        self.trie.len
+    }
+
+    /// Whether the table has no route at all.
+    pub fn is_empty(&self) -> bool {
+        self.trie.len == 0
+    }
+
+    /// The memory the table occupies, its own size included.
+    pub fn memory_bytes(&self) -> usize {
+        self.trie.memory_bytes()
+    }
+}
+
+/// An IPv6 longest-prefix-match table. Immutable; build a new one to change it.
+#[derive(Debug, Clone)]
+pub struct Lpm6 {
+    trie: Trie,
+}
+
+impl Lpm6 {
+    /// Builds from (prefix, prefix length, value); host bits beyond the length are ignored; the
+    /// last of duplicate prefixes wins. Lengths over 128 are refused with
+    /// [`LpmError::BadPrefixLen`], the id `u32::MAX` with [`LpmError::ReservedRouteId`].
+    pub fn build(routes: &[(Ipv6Addr, u8, RouteId)]) -> Result<Lpm6, LpmError> {
+        let keys = routes.iter().map(|&(a, len, id)| (u128::from(a), len, id));
+        Ok(Lpm6 {
+            trie: build(keys, 128)?,
+        })
+    }
+
+    /// The value of the longest prefix containing `addr`, if any.
+    #[inline]
+    pub fn lookup(&self, addr: Ipv6Addr) -> Option<RouteId> {
+        self.trie.lookup(u128::from(addr))
+    }
+
+    /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have (the rest of the longer
+    /// one is left alone). Same answers as [`lookup`](Self::lookup), faster on tables too big
+    /// for the cache: the lookups of a batch walk the trie side by side, so their cache misses
+    /// overlap.
+    #[inline]
+    pub fn lookup_batch(&self, addrs: &[Ipv6Addr], out: &mut [Option<RouteId>]) {
+        self.trie.lookup_batch(addrs, out, u128::from);
+    }
+
+    /// The number of distinct prefixes.
+    pub fn len(&self) -> usize {
+        self.trie.len
+    }
+
+    /// Whether the table has no route at all.
+    pub fn is_empty(&self) -> bool {
+        self.trie.len == 0
+    }
+
+    /// The memory the table occupies, its own size included.
+    pub fn memory_bytes(&self) -> usize {
+        self.trie.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SplitMix64: a small deterministic generator for the randomized tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn u128(&mut self) -> u128 {
+            u128::from(self.next()) << 64 | u128::from(self.next())
+        }
+
+        /// Uniform in `0..n` (n > 0; the bias is irrelevant here).
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// Left-aligned mask of `len` bits within a `width`-bit address.
+    fn mask(len: u8, width: u8) -> u128 {
+        let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+        m >> (128 - u32::from(width))
+    }
+
+    /// The reference: the routes de-duplicated (last wins), longest first, scanned linearly
+    /// for the first that contains the address.
+    struct Naive {
+        /// (prefix, mask, id), longest prefixes first.
+        routes: Vec<(u128, u128, u32)>,
+    }
+
+    impl Naive {
+        fn new(routes: &[(u128, u8, u32)], width: u8) -> Naive {
+            let mut m = std::collections::HashMap::new();
+            for &(k, len, id) in routes {
+                m.insert((k & mask(len, width), len), id);
+            }
+            let mut v: Vec<_> = m.into_iter().collect();
+            v.sort_by_key(|&((_, len), _)| std::cmp::Reverse(len));
+            Naive {
+                routes: v
+                    .into_iter()
+                    .map(|((k, len), id)| (k, mask(len, width), id))
+                    .collect(),
+            }
+        }
+
+        fn lookup(&self, a: u128) -> Option<u32> {
+            self.routes
+                .iter()
+                .find(|&&(k, m, _)| a & m == k)
+                .map(|&(_, _, id)| id)
+        }
+    }
+
+    /// Builds a table of either family over `width`-bit integers, with a forced direct size.
+    fn build_raw(routes: &[(u128, u8, u32)], width: u8, s: Option<u32>) -> Trie {
+        let keys = routes
+            .iter()
+            .map(|&(k, len, id)| (k << (128 - u32::from(width)), len, id));
+        let norm = normalize(keys, width).unwrap();
+        let s = s.unwrap_or_else(|| direct_bits_for(norm.len()));
+        build_trie(&norm, s).unwrap()
+    }
+
+    fn lookup_raw(t: &Trie, a: u128, width: u8) -> Option<u32> {
+        if width == 32 {
+            t.lookup(u32::try_from(a).unwrap())
+        } else {
+            t.lookup(a)
+        }
+    }
+
+    /// `lookup_batch` over `addrs`, in batches of 64 like the pipeline's.
+    fn lookup_batch_raw(t: &Trie, addrs: &[u128], width: u8) -> Vec<Option<u32>> {
+        let mut out = vec![Some(12345); addrs.len()];
+        for (a, o) in addrs.chunks(64).zip(out.chunks_mut(64)) {
+            if width == 32 {
+                t.lookup_batch(a, o, |a| u32::try_from(a).unwrap());
+            } else {
+                t.lookup_batch(a, o, |a| a);
+            }
+        }
+        out
+    }
+
+    /// The first and last address of the prefix and the neighbours just outside it.
+    fn boundaries(k: u128, len: u8, width: u8) -> [u128; 4] {
+        let top = mask(width, width);
+        let first = k & mask(len, width);
+        let last = first | (!mask(len, width) & top);
+        [
+            first,
+            last,
+            first.wrapping_sub(1) & top,
+            last.wrapping_add(1) & top,
+        ]
+    }
+
+    /// Random routes: half nested under earlier ones (so prefixes overlap at every depth),
+    /// lengths spread over the whole range, ids from a small set (so leaves repeat) with
+    /// a few ids too large for a direct entry, and some duplicates.
+    fn random_routes(rng: &mut Rng, n: usize, width: u8) -> Vec<(u128, u8, u32)> {
+        let top = mask(width, width);
+        let mut v: Vec<(u128, u8, u32)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = u8::try_from(rng.below(u64::from(width) + 1)).unwrap();
+            let id = match rng.below(50) {
+                0 => u32::MAX - 1 - u32::try_from(rng.below(3)).unwrap(),
+                1 => LEAF - 1,
+                _ => u32::try_from(rng.below(40)).unwrap(),
+            };
+            let key = match (v.len(), rng.below(4)) {
+                (0, _) | (_, 0) => rng.u128() & top,
+                (_, 1) => v[usize::try_from(rng.below(v.len() as u64)).unwrap()].0,
+                _ => {
+                    let (k, l, _) = v[usize::try_from(rng.below(v.len() as u64)).unwrap()];
+                    (k & mask(l, width)) | (rng.u128() & !mask(l, width) & top)
+                }
+            };
+            v.push((key, len, id));
+        }
+        v
+    }
+
+    fn check_random(width: u8, seeds: std::ops::Range<u64>, routes: usize, lookups: usize) {
+        let top = mask(width, width);
+        for seed in seeds {
+            let mut rng = Rng(seed);
+            let rs = random_routes(&mut rng, routes, width);
+            let naive = Naive::new(&rs, width);
+            let t = build_raw(&rs, width, None);
+            assert_eq!(t.len, naive.routes.len());
+            let mut addrs: Vec<u128> = rs
+                .iter()
+                .flat_map(|&(k, l, _)| boundaries(k, l, width))
+                .collect();
+            for i in 0..lookups {
+                addrs.push(if i % 2 == 0 {
+                    rng.u128() & top
+                } else {
+                    // Inside a random route, so long prefixes are exercised too.
+                    let (k, l, _) = rs[usize::try_from(rng.below(rs.len() as u64)).unwrap()];
+                    (k & mask(l, width)) | (rng.u128() & !mask(l, width) & top)
+                });
+            }
+            let batch = lookup_batch_raw(&t, &addrs, width);
+            for (&a, b) in addrs.iter().zip(batch) {
+                let want = naive.lookup(a);
+                assert_eq!(
+                    lookup_raw(&t, a, width),
+                    want,
+                    "seed {seed}, address {a:#x}"
+                );
+                assert_eq!(b, want, "batch: seed {seed}, address {a:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_v4_against_naive() {
+        check_random(32, 1..6, 2000, 100_000);
+    }
+
+    #[test]
+    fn random_v6_against_naive() {
+        check_random(128, 1..6, 2000, 100_000);
+    }
+
+    /// Every direct array size gives the same answers.
+    #[test]
+    fn every_direct_size() {
+        for width in [32u8, 128] {
+            let top = mask(width, width);
+            let mut rng = Rng(99);
+            let rs = random_routes(&mut rng, 500, width);
+            let naive = Naive::new(&rs, width);
+            for s in DIRECT_BITS {
+                let t = build_raw(&rs, width, Some(s));
+                for &(k, l, _) in &rs {
+                    for a in boundaries(k, l, width) {
+                        assert_eq!(lookup_raw(&t, a, width), naive.lookup(a), "s {s}");
+                    }
+                }
+                for _ in 0..5000 {
+                    let a = rng.u128() & top;
+                    assert_eq!(lookup_raw(&t, a, width), naive.lookup(a), "s {s}");
+                }
+            }
+        }
+    }
+
+    /// A lone long route is reached through a node path; an address that leaves the route at any
+    /// bit gets the covering route.
+    #[test]
+    fn skip_nodes() {
+        let host = v6("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff");
+        let t = Lpm6::build(&[(v6("::"), 0, 1), (host, 128, 2)]).unwrap();
+        assert!(
+            t.trie.nodes.iter().any(|n| n.path != 0),
+            "{:?}",
+            t.trie.nodes
+        );
+        assert!(t.trie.nodes.len() <= 6, "{:?}", t.trie.nodes);
+        assert_eq!(t.lookup(host), Some(2));
+        for bit in 0..128 {
+            let a = Ipv6Addr::from(u128::from(host) ^ 1 << bit);
+            assert_eq!(t.lookup(a), Some(1), "bit {bit}");
+            let mut out = [None; 2];
+            t.lookup_batch(&[a, host], &mut out);
+            assert_eq!(out, [Some(1), Some(2)], "bit {bit}");
+        }
+        let t = Lpm4::build(&[(v4("10.20.30.40"), 32, 2)]).unwrap();
+        assert!(
+            t.trie.nodes.iter().any(|n| n.path != 0),
+            "{:?}",
+            t.trie.nodes
+        );
+        assert_eq!(t.lookup(v4("10.20.30.40")), Some(2));
+        for bit in 0..32 {
+            let a = Ipv4Addr::from(u32::from(v4("10.20.30.40")) ^ 1 << bit);
+            assert_eq!(t.lookup(a), None, "bit {bit}");
+        }
+    }
+
+    /// The batch lookup answers as many addresses as both slices have.
+    #[test]
+    fn batch_lengths() {
+        let t = Lpm4::build(&[(v4("10.0.0.0"), 8, 1)]).unwrap();
+        let addrs: Vec<Ipv4Addr> = (0..100u32).map(|i| Ipv4Addr::from(i << 24)).collect();
+        let mut out = vec![Some(7); 40];
+        t.lookup_batch(&addrs, &mut out);
+        assert_eq!(out[10], Some(1));
+        assert_eq!(out.iter().filter(|o| o.is_none()).count(), 39);
+        let mut out = vec![Some(7); 200];
+        t.lookup_batch(&addrs[..20], &mut out);
+        assert_eq!(out[10], Some(1));
+        assert_eq!(out[19], None);
+        assert_eq!(out[20], Some(7));
+        t.lookup_batch(&[], &mut out);
+        t.lookup_batch(&addrs, &mut []);
+    }
+
+    #[test]
+    fn empty_table() {
+        let t = Lpm4::build(&[]).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.lookup(v4("0.0.0.0")), None);
+        assert_eq!(t.lookup(v4("255.255.255.255")), None);
+        let t = Lpm6::build(&[]).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(v6("::")), None);
+        assert_eq!(
+            t.lookup(v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            None
+        );
+    }
+
+    #[test]
+    fn default_route() {
+        let t = Lpm4::build(&[(v4("0.0.0.0"), 0, 7)]).unwrap();
+        assert_eq!(t.len(), 1);
+        for a in ["0.0.0.0", "10.1.2.3", "255.255.255.255"] {
+            assert_eq!(t.lookup(v4(a)), Some(7));
+        }
+        let t = Lpm6::build(&[(v6("::"), 0, 7)]).unwrap();
+        for a in [
+            "::",
+            "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert_eq!(t.lookup(v6(a)), Some(7));
+        }
+    }
+
+    #[test]
+    fn host_routes() {
+        let t = Lpm4::build(&[(v4("10.0.0.1"), 32, 1), (v4("255.255.255.255"), 32, 2)]).unwrap();
+        assert_eq!(t.lookup(v4("10.0.0.1")), Some(1));
+        assert_eq!(t.lookup(v4("10.0.0.0")), None);
+        assert_eq!(t.lookup(v4("10.0.0.2")), None);
+        assert_eq!(t.lookup(v4("255.255.255.255")), Some(2));
+        assert_eq!(t.lookup(v4("255.255.255.254")), None);
+        let t = Lpm6::build(&[(v6("2001:db8::1"), 128, 1), (v6("::"), 128, 2)]).unwrap();
+        assert_eq!(t.lookup(v6("2001:db8::1")), Some(1));
+        assert_eq!(t.lookup(v6("2001:db8::")), None);
+        assert_eq!(t.lookup(v6("2001:db8::2")), None);
+        assert_eq!(t.lookup(v6("::")), Some(2));
+        assert_eq!(t.lookup(v6("::1")), None);
+    }
+
+    #[test]
+    fn longest_wins_at_every_boundary() {
+        let routes = [
+            (v4("0.0.0.0"), 0, 0),
+            (v4("10.0.0.0"), 8, 8),
+            (v4("10.1.0.0"), 16, 16),
+            (v4("10.1.2.0"), 24, 24),
+            (v4("10.1.2.128"), 25, 25),
+            (v4("10.1.2.200"), 32, 32),
+        ];
+        let t = Lpm4::build(&routes).unwrap();
+        let cases = [
+            ("9.255.255.255", 0),
+            ("10.0.0.0", 8),
+            ("10.0.255.255", 8),
+            ("10.1.0.0", 16),
+            ("10.1.1.255", 16),
+            ("10.1.2.0", 24),
+            ("10.1.2.127", 24),
+            ("10.1.2.128", 25),
+            ("10.1.2.199", 25),
+            ("10.1.2.200", 32),
+            ("10.1.2.201", 25),
+            ("10.1.2.255", 25),
+            ("10.1.3.0", 16),
+            ("10.1.255.255", 16),
+            ("10.2.0.0", 8),
+            ("10.255.255.255", 8),
+            ("11.0.0.0", 0),
+        ];
+        for (a, want) in cases {
+            assert_eq!(t.lookup(v4(a)), Some(want), "{a}");
+        }
+
+        let routes = [
+            (v6("2001:db8::"), 32, 32),
+            (v6("2001:db8:1::"), 48, 48),
+            (v6("2001:db8:1:2::"), 64, 64),
+            (v6("2001:db8:1:2:8000::"), 65, 65),
+            (v6("2001:db8:1:2::9"), 128, 128),
+        ];
+        let t = Lpm6::build(&routes).unwrap();
+        let cases = [
+            ("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", None),
+            ("2001:db8::", Some(32)),
+            ("2001:db8:0:ffff:ffff:ffff:ffff:ffff", Some(32)),
+            ("2001:db8:1::", Some(48)),
+            ("2001:db8:1:1:ffff:ffff:ffff:ffff", Some(48)),
+            ("2001:db8:1:2::", Some(64)),
+            ("2001:db8:1:2::8", Some(64)),
+            ("2001:db8:1:2::9", Some(128)),
+            ("2001:db8:1:2::a", Some(64)),
+            ("2001:db8:1:2:7fff:ffff:ffff:ffff", Some(64)),
+            ("2001:db8:1:2:8000::", Some(65)),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", Some(65)),
+            ("2001:db8:1:3::", Some(48)),
+            ("2001:db8:2::", Some(32)),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", Some(32)),
+            ("2001:db9::", None),
+        ];
+        for (a, want) in cases {
+            assert_eq!(t.lookup(v6(a)), want, "{a}");
+        }
+    }
+
+    #[test]
+    fn duplicates_last_wins_and_host_bits_ignored() {
+        let t = Lpm4::build(&[
+            (v4("10.1.2.3"), 24, 1),
+            (v4("10.1.2.0"), 24, 2),
+            (v4("10.1.2.255"), 24, 3),
+            (v4("10.1.2.77"), 32, 4),
+            (v4("10.1.2.77"), 32, 5),
+        ])
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.lookup(v4("10.1.2.0")), Some(3));
+        assert_eq!(t.lookup(v4("10.1.2.77")), Some(5));
+        assert_eq!(t.lookup(v4("10.1.3.0")), None);
+        let t = Lpm6::build(&[
+            (v6("2001:db8::ffff"), 64, 1),
+            (v6("2001:db8::"), 64, 2),
+            (v6("2001:db8::1"), 0, 3),
+        ])
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.lookup(v6("2001:db8::5")), Some(2));
+        assert_eq!(t.lookup(v6("2001:db9::")), Some(3));
+    }
+
+    #[test]
+    fn bad_input_refused() {
+        assert_eq!(
+            Lpm4::build(&[(v4("10.0.0.0"), 8, 1), (v4("10.0.0.0"), 33, 1)]).unwrap_err(),
+            LpmError::BadPrefixLen(33)
+        );
+        assert_eq!(
+            Lpm4::build(&[(v4("10.0.0.0"), 255, 1)]).unwrap_err(),
+            LpmError::BadPrefixLen(255)
+        );
+        assert_eq!(
+            Lpm6::build(&[(v6("::"), 129, 1)]).unwrap_err(),
+            LpmError::BadPrefixLen(129)
+        );
+        assert_eq!(
+            Lpm4::build(&[(v4("10.0.0.0"), 8, u32::MAX)]).unwrap_err(),
+            LpmError::ReservedRouteId
+        );
+        assert_eq!(
+            LpmError::BadPrefixLen(33).to_string(),
+            "prefix length 33 is longer than the address"
+        );
+    }
+
+    /// Ids that do not fit a direct entry take the one-leaf-node path.
+    #[test]
+    fn large_ids() {
+        for id in [LEAF - 2, LEAF - 1, LEAF, u32::MAX - 1] {
+            let t = Lpm4::build(&[(v4("0.0.0.0"), 0, id), (v4("10.0.0.0"), 8, 1)]).unwrap();
+            assert_eq!(t.lookup(v4("11.0.0.0")), Some(id));
+            assert_eq!(t.lookup(v4("10.0.0.0")), Some(1));
+        }
+    }
+
+    #[test]
+    fn small_tables_are_small() {
+        let t = Lpm4::build(&[
+            (v4("10.0.0.0"), 24, 1),
+            (v4("10.0.1.0"), 24, 2),
+            (v4("0.0.0.0"), 0, 3),
+        ])
+        .unwrap();
+        assert!(t.memory_bytes() <= 512, "{t:?}");
+        let t = Lpm6::build(&[
+            (v6("2001:db8:0:1::"), 64, 1),
+            (v6("2001:db8:0:2::"), 64, 2),
+            (v6("::"), 0, 3),
+        ])
+        .unwrap();
+        assert!(t.memory_bytes() <= 1024, "{t:?}");
+        assert!(Lpm4::build(&[]).unwrap().memory_bytes() <= 128);
+    }
+
+    #[test]
+    fn direct_size_grows_with_the_table() {
+        assert_eq!(direct_bits_for(0), 0);
+        assert_eq!(direct_bits_for(3), 0);
+        assert_eq!(direct_bits_for(16), 6);
+        assert_eq!(direct_bits_for(1024), 12);
+        assert_eq!(direct_bits_for(16_384), 16);
+        assert_eq!(direct_bits_for(1 << 20), 18);
+    }
+}
+// TEMP-DEBUG
+impl Lpm6 {
+    /// temp
+    pub fn debug_path(&self, addr: Ipv6Addr) -> Vec<(u32, u32, u64, u32)> {
+        let t = &self.trie;
+        let key = u128::from(addr);
+        let mut out = vec![];
+        let e = t.direct[key.top(t.direct_bits)];
+        if e >= LEAF {
+            return out;
+        }
+        let mut n = e;
+        let mut o = t.direct_bits;
+        loop {
+            let node = &t.nodes[idx(n)];
+            out.push((n, o, node.path & 63, node.vector.count_ones()));
+            if node.path != 0 {
+                match t.skip(node, key, o) {
+                    Ok(d) => o = d,
+                    Err(_) => return out,
+                }
+            }
+            let v = key.chunk(o);
+            if node.vector & (1 << v) == 0 {
+                return out;
+            }
+            n = node.base1 + (node.vector & !(u64::MAX << v)).count_ones();
+            o += 6;
+        }
+    }
+}
