@@ -14,6 +14,10 @@ have ss || need+=(iproute2)
 have sysctl || need+=(procps)
 have timeout || need+=(coreutils)
 have ethtool || need+=(ethtool)
+have dhclient || need+=(isc-dhcp-client)
+have rdisc6 || need+=(ndisc6)
+have traceroute || need+=(traceroute)
+have tracepath || need+=(iputils-tracepath)
 
 if ((${#need[@]})); then
     sudo=""

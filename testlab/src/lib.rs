@@ -139,6 +139,93 @@ impl Lab {
         self.ip(b, "link set ul up");
     }
 
+    /// Joins several namespaces on one underlay network: a switch namespace with a bridge, and a
+    /// veth `ul` in each node (addressed with its CIDR, IPv6 without DAD) plugged into it.
+    pub fn underlay_switch(&mut self, nodes: &[(&str, &str)]) {
+        let sw = self.netns("ulsw");
+        self.ip(&sw, "link add br0 type bridge");
+        self.ip(&sw, "link set br0 up");
+        for (i, (ns, cidr)) in nodes.iter().enumerate() {
+            self.ip(
+                ns,
+                &format!("link add ul type veth peer name p{i} netns {sw}"),
+            );
+            let nodad = if cidr.contains(':') { " nodad" } else { "" };
+            self.ip(ns, &format!("addr add {cidr} dev ul{nodad}"));
+            self.ip(ns, "link set ul up");
+            self.ip(&sw, &format!("link set p{i} master br0"));
+            self.ip(&sw, &format!("link set p{i} up"));
+        }
+    }
+
+    /// A VM namespace like [`Lab::vm`] but with no addresses and the interface's default MTU:
+    /// it gets its configuration from DHCP and router advertisements. Duplicate address
+    /// detection is off, so its link-local address is usable at once.
+    pub fn bare_vm(&mut self, hv: &str, role: &str, tap: &str, mac: &str) -> String {
+        let vm = self.netns(role);
+        self.ip(
+            hv,
+            &format!("link add {tap} type veth peer name eth0 netns {vm}"),
+        );
+        self.sysctl(hv, &format!("net.ipv6.conf.{tap}.disable_ipv6=1"));
+        self.ip(hv, &format!("link set {tap} up"));
+        self.sysctl(&vm, "net.ipv6.conf.eth0.accept_dad=0");
+        self.ip(&vm, &format!("link set eth0 address {mac}"));
+        self.ip(&vm, "link set eth0 up");
+        vm
+    }
+
+    /// Runs ISC `dhclient` (`-4` or `-6`) in `vm` in the foreground, with a script that only
+    /// records what it was given (the machine's own configuration is never touched), and waits
+    /// (at most 20 s) for a lease. Returns the variables the client passed for it
+    /// (`new_ip_address`, `new_interface_mtu`, ...).
+    pub fn dhclient(
+        &mut self,
+        vm: &str,
+        family: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let tag = format!("{vm}{family}");
+        let env = self.path(&format!("{tag}.env"));
+        let script = self.path(&format!("{tag}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncase \"$reason\" in BOUND|BOUND6|REBOOT|RENEW|RENEW6|REBIND6) env | grep -E '^(new_|reason=)' > '{}.tmp' && mv '{}.tmp' '{}';; esac\nexit 0\n",
+                env.display(),
+                env.display(),
+                env.display()
+            ),
+        )
+        .expect("write dhclient script");
+        must("chmod", &["0755", &script.to_string_lossy()]);
+        let lease = self.path(&format!("{tag}.leases"));
+        let pid = self.path(&format!("{tag}.pid"));
+        let (s, l, p) = (
+            script.to_string_lossy().into_owned(),
+            lease.to_string_lossy().into_owned(),
+            pid.to_string_lossy().into_owned(),
+        );
+        self.spawn(
+            &format!("dhclient-{tag}"),
+            vm,
+            &[
+                "dhclient", family, "-d", "-v", "-sf", &s, "-lf", &l, "-pf", &p, "eth0",
+            ],
+        );
+        assert!(
+            eventually(Duration::from_secs(20), || env.exists()),
+            "dhclient {family} in {vm} got no lease:\n{}",
+            read(&self.path(&format!("dhclient-{tag}.log")))
+        );
+        read(&env)
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            })
+            .collect()
+    }
+
     /// Creates a VM namespace `role` whose `eth0` is attached to hypervisor namespace `hv` as
     /// interface `tap`, with the given MAC and addresses (IPv6 without DAD) and MTU 1450, the
     /// segment MTU over a 1500-byte underlay (what DHCP and RAs tell a real VM). Returns the VM

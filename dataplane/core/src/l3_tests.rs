@@ -661,7 +661,7 @@ fn dhcp_reply(bytes: &[u8]) -> (DhcpMessageType, Ipv4Addr, Vec<(u8, Vec<u8>)>) {
     (kind.unwrap(), d.yiaddr(), raw)
 }
 
-fn opt<'a>(opts: &'a [(u8, Vec<u8>)], code: u8) -> Option<&'a [u8]> {
+fn opt(opts: &[(u8, Vec<u8>)], code: u8) -> Option<&[u8]> {
     opts.iter()
         .find(|(c, _)| *c == code)
         .map(|(_, v)| v.as_slice())
@@ -792,15 +792,17 @@ fn dhcpv4_refuses_strangers_and_garbage() {
     );
 }
 
-fn ra_of(
-    bytes: &[u8],
-) -> (
+/// What a router advertisement said: source, flags, prefixes (prefix, length,
+/// autonomous), MTU, and RDNSS servers.
+type RaSummary = (
     Ipv6Addr,
     RouterFlags,
     Vec<(Ipv6Addr, u8, bool)>,
     Option<u32>,
     Vec<Ipv6Addr>,
-) {
+);
+
+fn ra_of(bytes: &[u8]) -> RaSummary {
     assert_eq!(&bytes[6..12], &bytes_of_gateway(bytes));
     let ip = Ipv6Packet::new_checked(&bytes[14..]).unwrap();
     assert_eq!(ip.hop_limit(), 255);

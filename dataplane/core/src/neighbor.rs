@@ -357,9 +357,10 @@ mod tests {
     fn per_router_limit_protects_other_tenants() {
         let mut c = NeighborCache::new();
         for i in 0..MAX_PER_ROUTER {
+            let [_, _, hi, lo] = u32::try_from(i).unwrap().to_be_bytes();
             let k = NeighKey {
                 rif: RifIdx(0),
-                addr: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
+                addr: IpAddr::from([10, 1, hi, lo]),
             };
             assert_eq!(c.miss(k, RouterIdx(0), secs(1)), Miss::Probe);
         }

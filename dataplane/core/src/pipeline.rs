@@ -38,7 +38,7 @@ use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::port_security;
 use crate::ratelimit::TokenBucket;
 use crate::responder::{arp_reply, nd_reply};
-use crate::tables::{FdbDest, Tables, fdb_key};
+use crate::tables::{Binding, FdbDest, Tables, fdb_key};
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::{Error as WireError, MacAddr};
@@ -289,8 +289,11 @@ pub(crate) struct Ctx<'a> {
     /// The last (FDB key, place) found already known by `learn`: the same source again needs no
     /// FDB access (its entry was refreshed this batch, and `now` is the same).
     last_learned: Option<(u64, FdbDest)>,
-    /// The last destination looked up (FDB key, result).
-    last_dst: Option<(u64, Option<FdbDest>)>,
+    /// The last two destinations looked up (FDB key, result): a routed packet looks up the
+    /// router's MAC on one segment and the next hop's on another.
+    last_dst: [Option<(u64, Option<FdbDest>)>; 2],
+    /// The last next hop found among the configured bindings.
+    last_binding: Option<(SegIdx, IpAddr, Option<Binding>)>,
 }
 
 pub(crate) type NodeResult = Result<Action, DropReason>;
@@ -359,7 +362,8 @@ impl<'a> Ctx<'a> {
             last_vtep: None,
             last_vni: None,
             last_learned: None,
-            last_dst: None,
+            last_dst: [None; 2],
+            last_binding: None,
         }
     }
 
@@ -469,7 +473,7 @@ impl<'a> Ctx<'a> {
             LearnOutcome::Learned | LearnOutcome::Moved => {
                 // The FDB changed: cached lookups may be stale.
                 self.last_learned = Some((key, dest));
-                self.last_dst = None;
+                self.last_dst = [None; 2];
             }
             _ => {}
         }
@@ -480,14 +484,31 @@ impl<'a> Ctx<'a> {
     #[inline]
     fn lookup(&mut self, seg: SegIdx, mac: MacAddr) -> Option<FdbDest> {
         let key = fdb_key(seg, mac);
-        if let Some((k, d)) = self.last_dst
-            && k == key
-        {
-            return d;
+        for (k, d) in self.last_dst.iter().flatten() {
+            if *k == key {
+                return *d;
+            }
         }
         let d = self.fdb.lookup(seg, mac).map(|e| e.dest);
-        self.last_dst = Some((key, d));
+        self.last_dst = [Some((key, d)), self.last_dst[0]];
         d
+    }
+
+    /// The configured binding of `ip` in `seg`, through a one-entry cache.
+    #[inline]
+    pub(crate) fn binding(&mut self, seg: SegIdx, ip: IpAddr) -> Option<Binding> {
+        if let Some((s, a, b)) = self.last_binding
+            && s == seg
+            && a == ip
+        {
+            return b;
+        }
+        let b = match ip {
+            IpAddr::V4(a) => self.t.neighbour_v4(seg, a),
+            IpAddr::V6(a) => self.t.neighbour_v6(seg, a),
+        };
+        self.last_binding = Some((seg, ip, b));
+        b
     }
 
     // ---- from the underlay -------------------------------------------------------------------
@@ -537,6 +558,7 @@ impl<'a> Ctx<'a> {
         }
         // punt: address resolution for a router hosted here, asked from another node.
         if !t.router_ifs.is_empty()
+            && matches!(l2.ethertype, EtherType::Arp | EtherType::Ipv6)
             && let Some(r) = self.answer_for_local_router(seg, &l2, pkt)
         {
             return r;
@@ -601,7 +623,7 @@ impl<'a> Ctx<'a> {
             Some(FdbDest::Router(r)) if from == From::Router(r) || depth >= 2 => {
                 Err(DropReason::RoutingLoop)
             }
-            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, from, depth + 1),
+            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, depth + 1),
             None => {
                 self.c.event(Event::UnknownUnicast);
                 self.flood(seg, pkt, from)

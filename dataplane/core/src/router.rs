@@ -30,7 +30,7 @@ use crate::neighbor::{Held, Miss, NeighKey, Timer};
 use crate::packet::PacketBuf;
 use crate::pipeline::{Action, Ctx, From, NodeResult, wire_drop};
 use crate::responder::write_neighbor_advert;
-use crate::tables::{FdbDest, RouterIf};
+use crate::tables::{FdbDest, Local4, RouterIf};
 use crate::wire::MacAddr;
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::checksum;
@@ -62,6 +62,23 @@ enum Icmp6 {
     AddressUnreachable,
     PortUnreachable,
     TooBig(u32),
+}
+
+/// Whether an IPv4 header of `hl` bytes at the start of `b` sums to zero (RFC 1071). The
+/// common 20-byte header is summed in fixed steps.
+#[inline]
+fn header_checksum_ok(b: &[u8], hl: usize) -> bool {
+    match b.get(..hl) {
+        Some(h) if hl == 20 => {
+            let mut s = 0u32;
+            for i in 0..10 {
+                s += u32::from(u16::from_be_bytes([h[2 * i], h[2 * i + 1]]));
+            }
+            checksum::finish(s) == 0
+        }
+        Some(h) => checksum::finish(checksum::sum(h, 0)) == 0,
+        None => false,
+    }
 }
 
 fn unicast_v4(a: Ipv4Addr) -> bool {
@@ -149,7 +166,6 @@ impl Ctx<'_> {
         &mut self,
         rif: RifIdx,
         pkt: &mut PacketBuf,
-        from: From,
         depth: u8,
     ) -> NodeResult {
         let l2 = parse_l2(pkt.data()).map_err(wire_drop)?;
@@ -157,8 +173,8 @@ impl Ctx<'_> {
             return Err(DropReason::VlanTagged);
         }
         match l2.ethertype {
-            EtherType::Ipv4 => self.ip4_input(rif, pkt, l2.l3_offset, from, depth),
-            EtherType::Ipv6 => self.ip6_input(rif, pkt, l2.l3_offset, from, depth),
+            EtherType::Ipv4 => self.ip4_input(rif, pkt, l2.l3_offset, depth),
+            EtherType::Ipv6 => self.ip6_input(rif, pkt, l2.l3_offset, depth),
             EtherType::Arp => self.arp_input(rif, pkt, l2.l3_offset),
             _ => Err(DropReason::NotRoutable),
         }
@@ -204,16 +220,15 @@ impl Ctx<'_> {
         rif: RifIdx,
         pkt: &mut PacketBuf,
         l3: usize,
-        from: From,
         depth: u8,
     ) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
         let (src, dst, ttl, total, df, frag_off, proto, hl) = {
-            let ip = Ipv4Packet::new_checked(pkt.data().get(l3..).ok_or(DropReason::Truncated)?)
-                .map_err(wire_drop)?;
-            if !ip.verify_checksum() {
+            let bytes = pkt.data().get(l3..).ok_or(DropReason::Truncated)?;
+            let ip = Ipv4Packet::new_checked(bytes).map_err(wire_drop)?;
+            if !header_checksum_ok(bytes, ip.header_len()) {
                 return Err(DropReason::BadChecksum);
             }
             if ip.header_len() > 20 && source_routed(ip.options())? {
@@ -235,16 +250,14 @@ impl Ctx<'_> {
         if !unicast_v4(src) {
             return Err(DropReason::Martian);
         }
-        if let Some(owner) = router.owns_v4(dst) {
-            return self.local4(rif, owner, pkt, l3, proto, frag_off, hl, depth);
+        match router.local_v4(dst) {
+            Some(Local4::Own(owner)) => {
+                return self.local4(rif, owner, pkt, l3, proto, frag_off, hl, depth);
+            }
+            Some(Local4::DirectedBroadcast) => return Err(DropReason::NotRoutable),
+            None => {}
         }
-        let directed_broadcast = router.interfaces.iter().any(|&r| {
-            t.router_ifs[r.get()]
-                .v4
-                .iter()
-                .any(|n| n.prefix() < 31 && n.broadcast() == dst)
-        });
-        if !unicast_v4(dst) || directed_broadcast {
+        if !unicast_v4(dst) {
             return Err(DropReason::NotRoutable);
         }
         if ttl <= 1 {
@@ -291,7 +304,6 @@ impl Ctx<'_> {
         }
         self.c.event(Event::Routed);
         let nexthop = route.nexthop.unwrap_or(IpAddr::V4(dst));
-        let _ = from;
         self.resolve_and_send(pkt, rif, route.rif, nexthop, depth)
     }
 
@@ -437,7 +449,6 @@ impl Ctx<'_> {
         rif: RifIdx,
         pkt: &mut PacketBuf,
         l3: usize,
-        from: From,
         depth: u8,
     ) -> NodeResult {
         let t = self.t;
@@ -504,7 +515,6 @@ impl Ctx<'_> {
         pkt.data_mut()[l3 + 7] = hop - 1;
         self.c.event(Event::Routed);
         let nexthop = route.nexthop.unwrap_or(IpAddr::V6(dst));
-        let _ = from;
         self.resolve_and_send(pkt, rif, route.rif, nexthop, depth)
     }
 
@@ -701,10 +711,7 @@ impl Ctx<'_> {
     ) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[egress.get()];
-        let bound = match nexthop {
-            IpAddr::V4(a) => t.neighbour_v4(iface.seg, a),
-            IpAddr::V6(a) => t.neighbour_v6(iface.seg, a),
-        };
+        let bound = self.binding(iface.seg, nexthop);
         let key = NeighKey {
             rif: egress,
             addr: nexthop,

@@ -249,21 +249,43 @@ pub struct Router {
     pub fib4: Lpm4,
     /// IPv6 forwarding table.
     pub fib6: Lpm6,
-    own4: FxHashMap<u32, RifIdx>,
-    own6: FxHashMap<u128, RifIdx>,
+    /// IPv4 addresses the router treats specially: its own, and its networks' broadcasts.
+    /// Routers have few; a linear scan of this short list beats hashing.
+    local4: Vec<(u32, Local4)>,
+    own6: Vec<(u128, RifIdx)>,
+}
+
+/// What an IPv4 destination means to a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local4 {
+    /// One of its addresses, on this interface.
+    Own(RifIdx),
+    /// The broadcast address of one of its networks (never forwarded).
+    DirectedBroadcast,
 }
 
 impl Router {
+    /// Whether IPv4 address `a` is the router's own or a directed broadcast of its networks.
+    #[inline]
+    pub fn local_v4(&self, a: Ipv4Addr) -> Option<Local4> {
+        let a = u32::from(a);
+        self.local4.iter().find(|(x, _)| *x == a).map(|(_, l)| *l)
+    }
+
     /// The interface owning IPv4 address `a`, if it is one of the router's.
     #[inline]
     pub fn owns_v4(&self, a: Ipv4Addr) -> Option<RifIdx> {
-        self.own4.get(&u32::from(a)).copied()
+        match self.local_v4(a) {
+            Some(Local4::Own(r)) => Some(r),
+            _ => None,
+        }
     }
 
     /// The interface owning IPv6 address `a` (link-local ones included), if it is the router's.
     #[inline]
     pub fn owns_v6(&self, a: Ipv6Addr) -> Option<RifIdx> {
-        self.own6.get(&u128::from(a)).copied()
+        let a = u128::from(a);
+        self.own6.iter().find(|(x, _)| *x == a).map(|(_, r)| *r)
     }
 
     /// The route for IPv4 destination `a`.
@@ -674,21 +696,24 @@ fn build_router(
     let mut routes: Vec<Route> = Vec::new();
     let mut v4: Vec<(Ipv4Addr, u8, RouteId)> = Vec::new();
     let mut v6: Vec<(Ipv6Addr, u8, RouteId)> = Vec::new();
-    let mut own4 = FxHashMap::default();
-    let mut own6 = FxHashMap::default();
+    let mut local4: Vec<(u32, Local4)> = Vec::new();
+    let mut own6: Vec<(u128, RifIdx)> = Vec::new();
     let id = |routes: &Vec<Route>| RouteId::try_from(routes.len()).unwrap_or(RouteId::MAX - 1);
     for &rif in interfaces {
         let Some(i) = ifs.get(rif.get()) else {
             continue;
         };
-        own6.insert(u128::from(i.link_local), rif);
+        own6.push((u128::from(i.link_local), rif));
         for n in &i.v4 {
-            own4.insert(u32::from(n.ip()), rif);
+            local4.push((u32::from(n.ip()), Local4::Own(rif)));
+            if n.prefix() < 31 {
+                local4.push((u32::from(n.broadcast()), Local4::DirectedBroadcast));
+            }
             v4.push((n.network(), n.prefix(), id(&routes)));
             routes.push(Route { rif, nexthop: None });
         }
         for n in &i.v6 {
-            own6.insert(u128::from(n.ip()), rif);
+            own6.push((u128::from(n.ip()), rif));
             v6.push((n.network(), n.prefix(), id(&routes)));
             routes.push(Route { rif, nexthop: None });
         }
@@ -716,7 +741,7 @@ fn build_router(
         routes,
         fib4: Lpm4::build(&v4)?,
         fib6: Lpm6::build(&v6)?,
-        own4,
+        local4,
         own6,
     })
 }
