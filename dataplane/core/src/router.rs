@@ -162,12 +162,7 @@ fn source_routed(opts: &[u8]) -> Result<bool, DropReason> {
 impl Ctx<'_> {
     /// A frame addressed to router interface `rif` (from a local port, the underlay, or another
     /// router here).
-    pub(crate) fn l3_input(
-        &mut self,
-        rif: RifIdx,
-        pkt: &mut PacketBuf,
-        depth: u8,
-    ) -> NodeResult {
+    pub(crate) fn l3_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, depth: u8) -> NodeResult {
         let l2 = parse_l2(pkt.data()).map_err(wire_drop)?;
         if l2.tags != 0 {
             return Err(DropReason::VlanTagged);
@@ -215,13 +210,7 @@ impl Ctx<'_> {
 
     // ---- IPv4 --------------------------------------------------------------------------------
 
-    fn ip4_input(
-        &mut self,
-        rif: RifIdx,
-        pkt: &mut PacketBuf,
-        l3: usize,
-        depth: u8,
-    ) -> NodeResult {
+    fn ip4_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
@@ -444,13 +433,7 @@ impl Ctx<'_> {
 
     // ---- IPv6 --------------------------------------------------------------------------------
 
-    fn ip6_input(
-        &mut self,
-        rif: RifIdx,
-        pkt: &mut PacketBuf,
-        l3: usize,
-        depth: u8,
-    ) -> NodeResult {
+    fn ip6_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
