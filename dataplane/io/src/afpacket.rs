@@ -171,7 +171,7 @@ impl AfPacketConfig {
     /// The ring requests for the kernel, for pages of `page` bytes.
     fn geometry(&self, page: usize) -> Result<Geometry, &'static str> {
         let u32_of = |v: usize, what| u32::try_from(v).map_err(|_| what);
-        if self.block_size < page || self.block_size % page != 0 {
+        if self.block_size < page || !self.block_size.is_multiple_of(page) {
             return Err("block_size must be a non-zero multiple of the page size");
         }
         if self.block_count == 0 {
@@ -183,7 +183,9 @@ impl AfPacketConfig {
             .ok_or("RX ring too large")?;
         u32_of(rx_bytes, "RX ring too large (more than 4 GiB)")?;
         let rx_frames = (self.block_size / RX_REQ_FRAME_SIZE) * self.block_count;
-        if self.tx_frame_size % 16 != 0 || self.tx_frame_size < TX_DATA_OFFSET + VnetHdr::LEN + 64 {
+        if !self.tx_frame_size.is_multiple_of(16)
+            || self.tx_frame_size < TX_DATA_OFFSET + VnetHdr::LEN + 64
+        {
             return Err("tx_frame_size must be a multiple of 16 and hold a 64-byte frame");
         }
         if self.tx_frame_count == 0 {

@@ -541,7 +541,7 @@ fn at_least(data: &[u8], min: usize) -> Result<&[u8]> {
 /// `data` if it is a non-empty list of IPv4 addresses, or `Malformed`.
 #[inline]
 fn addr_list(data: &[u8]) -> Result<&[u8]> {
-    if !data.is_empty() && data.len() % 4 == 0 {
+    if !data.is_empty() && data.len().is_multiple_of(4) {
         Ok(data)
     } else {
         Err(Error::Malformed)

@@ -394,7 +394,7 @@ impl<'a> Dhcpv6Option<'a> {
                     options,
                 }
             }
-            code::ORO if data.len() % 2 == 0 => Dhcpv6Option::Oro(data),
+            code::ORO if data.len().is_multiple_of(2) => Dhcpv6Option::Oro(data),
             code::PREFERENCE => match *data {
                 [p] => Dhcpv6Option::Preference(p),
                 _ => return Err(Error::Malformed),
@@ -413,7 +413,7 @@ impl<'a> Dhcpv6Option<'a> {
                     message,
                 }
             }
-            code::DNS_SERVERS if data.len() % 16 == 0 => Dhcpv6Option::DnsServers(data),
+            code::DNS_SERVERS if data.len().is_multiple_of(16) => Dhcpv6Option::DnsServers(data),
             code::DOMAIN_LIST if DomainNames::valid(data) => Dhcpv6Option::DomainList(data),
             code::ORO | code::RAPID_COMMIT | code::DNS_SERVERS | code::DOMAIN_LIST => {
                 return Err(Error::Malformed);

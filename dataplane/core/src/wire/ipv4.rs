@@ -235,7 +235,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn set_header_len(&mut self, len: usize) {
         debug_assert!(
-            len % 4 == 0 && (20..=60).contains(&len),
+            len.is_multiple_of(4) && (20..=60).contains(&len),
             "bad IPv4 header length {len}"
         );
         let ihl = u8::try_from(len / 4).unwrap_or(0x0f) & 0x0f;
@@ -300,7 +300,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn set_frag_offset(&mut self, bytes: u16) {
         debug_assert!(
-            bytes % 8 == 0,
+            bytes.is_multiple_of(8),
             "fragment offset {bytes} is not a multiple of 8"
         );
         self.update_flg_off(OFFSET_MASK, bytes >> 3);

@@ -247,7 +247,7 @@ fn round8(n: usize) -> usize {
 #[inline]
 fn option_header(buf: &mut [u8], kind: u8, len: usize) {
     debug_assert!(
-        len % 8 == 0 && len / 8 <= usize::from(u8::MAX),
+        len.is_multiple_of(8) && len / 8 <= usize::from(u8::MAX),
         "ND option of {len} bytes"
     );
     buf[0] = kind;
@@ -362,7 +362,7 @@ impl NdiscOption<'_> {
             kind::RDNSS => {
                 // Length 3 + 2n (RFC 8106 §5.1): at least one address, whole addresses only.
                 let servers = &opt[opt_field::BODY..];
-                if servers.is_empty() || servers.len() % 16 != 0 {
+                if servers.is_empty() || !servers.len().is_multiple_of(16) {
                     return Err(Error::Malformed);
                 }
                 NdiscOption::Rdnss {

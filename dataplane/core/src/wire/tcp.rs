@@ -325,7 +325,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn set_header_len(&mut self, len: usize) {
         debug_assert!(
-            len % 4 == 0 && (20..=60).contains(&len),
+            len.is_multiple_of(4) && (20..=60).contains(&len),
             "bad TCP header length {len}"
         );
         let off = u8::try_from(len / 4).unwrap_or(0x0f) & 0x0f;

@@ -121,7 +121,7 @@ impl PacketRings {
             .checked_add(tx_len)
             .ok_or_else(|| bad("rings too large"))?;
         let tx_frame_size = to_usize(tx.tp_frame_size);
-        if tx_frame_size < TX_DATA_OFFSET || tx_frame_size % 16 != 0 {
+        if tx_frame_size < TX_DATA_OFFSET || !tx_frame_size.is_multiple_of(16) {
             return Err(bad("TX frame size"));
         }
         let tx_frames_per_block = to_usize(tx.tp_block_size) / tx_frame_size;
@@ -168,7 +168,7 @@ impl PacketRings {
 
     /// The status word at `off` in the mapping, if `off` is in bounds and 4-aligned.
     fn status_word(&self, off: usize) -> Option<&AtomicU32> {
-        if off % align_of::<AtomicU32>() != 0 || off.checked_add(4)? > self.map.len() {
+        if !off.is_multiple_of(align_of::<AtomicU32>()) || off.checked_add(4)? > self.map.len() {
             return None;
         }
         // SAFETY: `off..off + 4` lies inside the mapping (checked above) and is 4-aligned
