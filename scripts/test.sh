@@ -16,6 +16,9 @@ cargo build --workspace --all-targets
 # The end-to-end tests share two CPU cores with the agents they start: run test binaries with
 # at most 2 tests at a time.
 cargo test --workspace --lib --bins --tests -- --test-threads 2
+# Control-plane API: the crate's tests on PostgreSQL too, the openstack CLI scenario and
+# openstacksdk's functional network tests against `weft controller` (scripts/test-api.sh).
+./scripts/test-api.sh
 # Benches in criterion's test mode: every case once, checking it runs and forwards as expected.
 cargo test -p weft-bench --benches
 

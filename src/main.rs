@@ -55,6 +55,48 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONTROL)]
         control: PathBuf,
     },
+    /// Run the controller: the Neutron-compatible API, IPAM and the store (docs/api.md).
+    Controller {
+        /// Address to serve the API on.
+        #[arg(long, default_value = "127.0.0.1:9696")]
+        listen: std::net::SocketAddr,
+        /// Database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+        /// (default: sqlite in the data directory).
+        #[arg(long, env = "WEFT_DB")]
+        db: Option<String>,
+        /// Authentication: tokens:FILE (token → project, role), keystone:URL, or noauth.
+        #[arg(long, env = "WEFT_AUTH", default_value = "tokens:/etc/weft/tokens")]
+        auth: String,
+        /// Data directory (the default SQLite database lives here).
+        #[arg(long, default_value = "/var/lib/weft")]
+        data_dir: PathBuf,
+        /// The project every request belongs to under --auth noauth.
+        #[arg(long, default_value = "default")]
+        noauth_project: String,
+        /// VNIs for new VXLAN networks, FIRST:LAST.
+        #[arg(long, default_value = "1:16777215")]
+        vni_range: String,
+        /// MTU of the underlay; VXLAN networks get 50 bytes less.
+        #[arg(long, default_value_t = 1500)]
+        underlay_mtu: u32,
+        /// The URL clients reach the API at, for links (default: from each request's Host).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Read the controller's IPAM: per-subnet utilization and the allocation history.
+    Ipam {
+        /// The controller's API.
+        #[arg(long, env = "WEFT_API", default_value = "http://127.0.0.1:9696")]
+        url: String,
+        /// Token (X-Auth-Token); not needed under --auth noauth.
+        #[arg(long, env = "OS_TOKEN")]
+        token: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: IpamAction,
+    },
     /// Capture a port's traffic (or the underlay's) to a pcap file on a running agent.
     Capture {
         /// The agent's control socket.
@@ -62,6 +104,28 @@ enum Command {
         control: PathBuf,
         #[command(subcommand)]
         action: CaptureAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IpamAction {
+    /// Used and total addresses of every subnet (or of one network's).
+    Utilization {
+        /// Only this network (id).
+        #[arg(long)]
+        network: Option<String>,
+    },
+    /// Who got and gave back which address, newest first.
+    History {
+        /// Only this subnet (id).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Only this port (id).
+        #[arg(long)]
+        port: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -91,6 +155,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,6 +187,63 @@ fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Agent { config, control } => {
             weft_agent::run(weft_agent::AgentOptions { config, control })?;
+        }
+        Command::Controller {
+            listen,
+            db,
+            auth,
+            data_dir,
+            noauth_project,
+            vni_range,
+            underlay_mtu,
+            public_url,
+        } => {
+            use weft_controlplane::{ControllerConfig, api, auth as cpauth, model, store};
+            let project = model::ProjectId::new(&noauth_project)?;
+            let (first, last) = vni_range
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+                .context("--vni-range must be FIRST:LAST, e.g. 1:16777215")?;
+            let cfg = ControllerConfig {
+                listen,
+                db_url: db.unwrap_or_else(|| ControllerConfig::default_db(&data_dir)),
+                auth: cpauth::AuthConfig::parse(&auth, &project)?,
+                api: api::ApiConfig {
+                    vni_range: first..=last,
+                    underlay_mtu,
+                    public_url,
+                },
+                store: store::StoreOptions::default(),
+            };
+            weft_controlplane::server::run_blocking(cfg)?;
+        }
+        Command::Ipam {
+            url,
+            token,
+            json,
+            action,
+        } => {
+            let out = match action {
+                IpamAction::Utilization { network } => weft_controlplane::client::utilization(
+                    &url,
+                    token.as_deref(),
+                    network.as_deref(),
+                    json,
+                )?,
+                IpamAction::History {
+                    subnet,
+                    port,
+                    limit,
+                } => weft_controlplane::client::history(
+                    &url,
+                    token.as_deref(),
+                    subnet.as_deref(),
+                    port.as_deref(),
+                    limit,
+                    json,
+                )?,
+            };
+            print!("{out}");
         }
         Command::CheckConfig { file } => {
             let (_, t) = weft_agent::load_config(&file)?;
