@@ -17,7 +17,11 @@ cargo fuzz build --release
 for t in $targets; do
     echo "fuzz: $t for ${secs}s" >&2
     mkdir -p "corpus/$t"
-    cargo fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=0 >/dev/null 2>"/tmp/weft-fuzz-$t.log" || {
+    # Committed seeds (fuzz/seeds/TARGET) give the short run a start deep in the pipeline;
+    # libFuzzer reads every directory and writes new inputs to the first.
+    seeds=()
+    [ -d "seeds/$t" ] && seeds=("seeds/$t")
+    cargo fuzz run --release "$t" "corpus/$t" "${seeds[@]}" -- -max_total_time="$secs" -print_final_stats=0 >/dev/null 2>"/tmp/weft-fuzz-$t.log" || {
         echo "fuzz target $t failed:" >&2
         tail -50 "/tmp/weft-fuzz-$t.log" >&2
         exit 1

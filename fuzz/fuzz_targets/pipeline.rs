@@ -1,20 +1,23 @@
 #![no_main]
-//! The whole L2 pipeline fed arbitrary packets from every source, with timers and a table swap.
+//! The whole pipeline (switching, the tenant router, DHCPv4, DHCPv6, router advertisements)
+//! fed arbitrary packets from every source, with timers and a table swap.
 //!
 //! Input: a sequence of records `[source: u8][time step: u8][len: u16 le][bytes...]`. Source
-//! picks a local port (with or without port security, or one that does not exist), a known or
-//! an unknown VTEP, or (0xff) swaps the tables. Invariants checked: the pipeline never panics,
-//! returns one action per packet, and every packet sent to a VTEP starts with a VXLAN header of a
-//! VNI that VTEP serves.
+//! picks a local port (with or without port security, on a routed segment with DHCP and RA, or
+//! one that does not exist), a known or an unknown VTEP, or swaps the tables. Invariants
+//! checked: the pipeline never panics, returns one action per packet, every packet sent to a
+//! VTEP (forwarded or generated) starts with a VXLAN header of a VNI that VTEP serves, and every
+//! buffer comes back (none leaks from the pool, even with packets held for neighbour resolution).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use weft_dataplane::config::NodeConfig;
-use weft_dataplane::pipeline::{Action, Pipeline};
-use weft_dataplane::{BATCH_SIZE, Batch, PacketBuf, PortIdx, Source, Timestamp};
+use weft_dataplane::pipeline::{Action, Output, Pipeline};
+use weft_dataplane::tables::Tables;
+use weft_dataplane::{BATCH_SIZE, Batch, BufPool, PortIdx, Source, Timestamp, VtepIdx};
 
 const CONFIG: &str = r#"
 node = "fuzz"
@@ -28,6 +31,42 @@ vni = 100
 [[segments]]
 vni = 200
 mtu = 600
+[[segments]]
+vni = 300
+gateway_mac = "02:00:00:00:03:01"
+mtu = 1400
+[[segments.subnets]]
+cidr = "10.3.0.0/24"
+gateway_ip = "10.3.0.1"
+dns_nameservers = ["10.3.0.53"]
+host_routes = [{ destination = "192.168.50.0/24", nexthop = "10.3.0.9" }]
+[[segments.subnets]]
+cidr = "fd03::/64"
+gateway_ip = "fd03::1"
+ipv6_ra_mode = "dhcpv6-stateful"
+dns_nameservers = ["fd03::53"]
+[[segments]]
+vni = 400
+gateway_mac = "02:00:00:00:04:01"
+[[segments.subnets]]
+cidr = "10.4.0.0/24"
+gateway_ip = "10.4.0.1"
+[[segments.subnets]]
+cidr = "fd04::/64"
+gateway_ip = "fd04::1"
+ipv6_ra_mode = "slaac"
+[[routers]]
+name = "r1"
+routes = [{ destination = "192.168.50.0/24", nexthop = "10.3.0.9" }]
+[[routers.interfaces]]
+vni = 300
+mac = "02:00:00:00:03:01"
+addresses = ["10.3.0.1/24", "fd03::1/64"]
+[[routers.interfaces]]
+vni = 400
+mac = "02:00:00:00:04:01"
+addresses = ["10.4.0.1/24", "fd04::1/64"]
+mtu = 1280
 [[ports]]
 name = "a"
 interface = "tapa"
@@ -41,9 +80,21 @@ interface = "tapb"
 vni = 200
 mac = "02:00:00:00:00:01"
 port_security = false
+[[ports]]
+name = "c"
+interface = "tapc"
+vni = 300
+mac = "02:00:00:00:03:10"
+ips = ["10.3.0.10", "fd03::10"]
+[[ports]]
+name = "d"
+interface = "tapd"
+vni = 400
+mac = "02:00:00:00:04:10"
+ips = ["10.4.0.10", "fd04::ff:fe00:410"]
 [[remote_vteps]]
 ip = "192.168.0.2"
-vnis = [100, 200]
+vnis = [100, 200, 300, 400]
 [[remote_vteps]]
 ip = "192.168.0.3"
 vnis = [200]
@@ -52,16 +103,78 @@ vni = 100
 mac = "02:00:00:00:00:02"
 ips = ["10.0.0.2", "fd00::2"]
 vtep = "192.168.0.2"
+[[remote_bindings]]
+vni = 400
+mac = "02:00:00:00:04:20"
+ips = ["10.4.0.20"]
+vtep = "192.168.0.2"
 "#;
 
+/// Buffers in the pool: few enough that running out (and counting it) happens too.
+const POOL: usize = 256;
+
+/// Checks that a frame sent to VTEP `v` (or flooded to VTEPs when `v` is `None`) carries a VXLAN
+/// header of a VNI that VTEP serves.
+fn check_vxlan(tables: &Tables, d: &[u8], v: Option<VtepIdx>) {
+    assert!(d.len() >= 8 + 14 && d[0] == 0x08, "VXLAN header in front");
+    let vni = u32::from_be_bytes([0, d[4], d[5], d[6]]);
+    let seg = tables.segment_by_vni(vni).expect("a VNI of ours");
+    if let Some(v) = v {
+        assert!(
+            tables.vtep_serves(v, seg),
+            "sent to a VTEP that does not serve the VNI"
+        );
+    }
+}
+
+/// Checks the VXLAN invariant on every generated packet and returns its buffer to the pool.
+fn drain_generated(tables: &Tables, out: &mut Output, pool: &mut BufPool) {
+    for (pkt, a) in out.generated.drain(..) {
+        match a {
+            Action::Vtep(v) => check_vxlan(tables, pkt.data(), Some(v)),
+            Action::Flood { to_vteps: true, .. } => check_vxlan(tables, pkt.data(), None),
+            _ => {}
+        }
+        pool.free(pkt);
+    }
+}
+
+/// Runs a batch, checks its actions, and returns every buffer to the pool.
+fn run_batch(
+    p: &mut Pipeline,
+    now: Timestamp,
+    batch: &mut Batch,
+    pool: &mut BufPool,
+    out: &mut Output,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    p.process(now, batch, pool, out);
+    assert_eq!(out.actions.len(), batch.len());
+    let tables = p.tables().clone();
+    for (pkt, a) in batch.packets().iter().zip(&out.actions) {
+        match *a {
+            Action::Vtep(v) => check_vxlan(&tables, pkt.data(), Some(v)),
+            Action::Flood { to_vteps: true, .. } => check_vxlan(&tables, pkt.data(), None),
+            _ => {}
+        }
+    }
+    batch.drain(|b| pool.free(b));
+    drain_generated(&tables, out, pool);
+}
+
 fuzz_target!(|data: &[u8]| {
-    let cfg = NodeConfig::from_toml(CONFIG).unwrap();
-    let tables = Arc::new(cfg.validate().unwrap());
+    static TABLES: OnceLock<Arc<Tables>> = OnceLock::new();
+    let tables = TABLES
+        .get_or_init(|| Arc::new(NodeConfig::from_toml(CONFIG).unwrap().validate().unwrap()))
+        .clone();
     let mut p = Pipeline::new(tables.clone());
+    let mut pool = BufPool::new(POOL, 2048);
+    let mut out = Output::new();
     let mut now = Timestamp(1_000_000_000);
     let mut rest = data;
     let mut batch = Batch::new();
-    let mut actions = Vec::new();
     while rest.len() >= 4 {
         let (src, step) = (rest[0], rest[1]);
         let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]))
@@ -70,44 +183,36 @@ fuzz_target!(|data: &[u8]| {
         let bytes = &rest[4..4 + len];
         rest = &rest[4 + len..];
         now = now.plus(Duration::from_millis(u64::from(step) * 20));
-        let source = match src % 8 {
+        let source = match src % 11 {
             0 => Source::Port(PortIdx(0)),
             1 => Source::Port(PortIdx(1)),
-            2 => Source::Port(PortIdx(7)),
-            3 | 4 => Source::Underlay(SocketAddr::from(([192, 168, 0, 2], 4789))),
-            5 => Source::Underlay(SocketAddr::from(([192, 168, 0, 3], 1234))),
-            6 => Source::Underlay(SocketAddr::from(([192, 168, 0, 9], 4789))),
+            2 | 3 => Source::Port(PortIdx(2)),
+            4 => Source::Port(PortIdx(3)),
+            5 => Source::Port(PortIdx(7)),
+            6 | 7 => Source::Underlay(SocketAddr::from(([192, 168, 0, 2], 4789))),
+            8 => Source::Underlay(SocketAddr::from(([192, 168, 0, 3], 1234))),
+            9 => Source::Underlay(SocketAddr::from(([192, 168, 0, 9], 4789))),
             _ => {
-                p.swap_tables(tables.clone());
+                p.swap_tables(tables.clone(), &mut pool);
                 continue;
             }
         };
-        let mut b = PacketBuf::new(2048);
+        let Some(mut b) = pool.alloc() else {
+            break;
+        };
         b.fill(bytes);
         b.meta.source = source;
-        let _ = batch.push(b);
-        if batch.len() == BATCH_SIZE || rest.len() < 4 {
-            p.process(now, &mut batch, &mut actions);
-            assert_eq!(actions.len(), batch.len());
-            for (pkt, a) in batch.packets().iter().zip(&actions) {
-                let vtep = match *a {
-                    Action::Vtep(v) => Some(v),
-                    Action::Flood { to_vteps: true, .. } => None,
-                    _ => continue,
-                };
-                let d = pkt.data();
-                assert!(d.len() >= 8 + 14 && d[0] == 0x08, "VXLAN header in front");
-                let vni = u32::from_be_bytes([0, d[4], d[5], d[6]]);
-                let seg = tables.segment_by_vni(vni).expect("a VNI of ours");
-                if let Some(v) = vtep {
-                    assert!(
-                        tables.vtep_serves(v, seg),
-                        "sent to a VTEP that does not serve the VNI"
-                    );
-                }
-            }
-            batch.drain(drop);
+        if let Err(b) = batch.push(b) {
+            pool.free(b);
         }
-        p.handle_timeout(now);
+        if batch.len() == BATCH_SIZE {
+            run_batch(&mut p, now, &mut batch, &mut pool, &mut out);
+        }
+        p.handle_timeout(now, &mut pool, &mut out);
+        drain_generated(&tables, &mut out, &mut pool);
     }
+    run_batch(&mut p, now, &mut batch, &mut pool, &mut out);
+    // Held packets go back to the pool when the tables are swapped: then every buffer is home.
+    p.swap_tables(tables.clone(), &mut pool);
+    assert_eq!(pool.available(), POOL, "a buffer leaked");
 });
