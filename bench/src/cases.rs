@@ -122,6 +122,11 @@ impl Case {
         }
     }
 
+    /// How many distinct batches the case rotates over ([`Case::check`] runs each once).
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
     /// Runs every batch once and panics unless every packet went where it should, with no drop.
     pub fn check(&mut self) {
         for _ in 0..self.batches.len() {
