@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod config_delta;
 pub mod counters;
 pub mod fdb;
 pub mod ids;

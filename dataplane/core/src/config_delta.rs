@@ -1,0 +1,333 @@
+//! Differences between two node configurations, as the controller streams them to agents
+//! (`docs/node-api.md`).
+//!
+//! A [`ConfigDelta`] lists, for each keyed collection of a [`NodeConfig`], the elements to insert
+//! or replace and the keys to remove. The node's identity, underlay and learning settings are
+//! never part of a delta: when they change, [`diff`] answers `None` and the controller sends a
+//! whole configuration instead. Applying the delta of `old → new` to `old` gives `new` exactly,
+//! provided both keep their collections sorted by key ([`NodeConfig::sort_by_key`]), which the
+//! compiler does and [`ConfigDelta::apply`] preserves.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouterConfig, SegmentConfig,
+};
+use crate::wire::mac::MacAddr;
+use crate::wire::vxlan::Vni;
+
+/// An element of a keyed collection of a node configuration.
+pub trait Keyed {
+    /// What identifies the element in its collection (the order collections are kept in).
+    type Key: Ord + ToString;
+    /// The element's key.
+    fn key(&self) -> Self::Key;
+}
+
+impl Keyed for SegmentConfig {
+    type Key = u32;
+    fn key(&self) -> u32 {
+        self.vni.get()
+    }
+}
+
+impl Keyed for PortConfig {
+    type Key = String;
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Keyed for RemoteVtepConfig {
+    type Key = IpAddr;
+    fn key(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+impl Keyed for RouterConfig {
+    type Key = String;
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// A remote binding's key: its segment and MAC, written `vni/mac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BindingKey(pub Vni, pub MacAddr);
+
+impl std::fmt::Display for BindingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
+impl Keyed for RemoteBindingConfig {
+    type Key = BindingKey;
+    fn key(&self) -> BindingKey {
+        BindingKey(self.vni, self.mac)
+    }
+}
+
+/// Changes to one keyed collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changes<T> {
+    /// Elements to insert, or to replace the element with the same key.
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub upsert: Vec<T>,
+    /// Keys of elements to remove (their string form, see [`Keyed`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl<T> Default for Changes<T> {
+    fn default() -> Self {
+        Changes {
+            upsert: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+}
+
+impl<T: Keyed + Clone + PartialEq> Changes<T> {
+    /// What turns `old` into `new` (both sorted by key, keys unique).
+    fn between(old: &[T], new: &[T]) -> Changes<T> {
+        let old_by_key: BTreeMap<T::Key, &T> = old.iter().map(|e| (e.key(), e)).collect();
+        let new_keys: BTreeMap<T::Key, ()> = new.iter().map(|e| (e.key(), ())).collect();
+        Changes {
+            upsert: new
+                .iter()
+                .filter(|e| old_by_key.get(&e.key()) != Some(e))
+                .cloned()
+                .collect(),
+            remove: old_by_key
+                .keys()
+                .filter(|k| !new_keys.contains_key(k))
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    /// Applies the changes to `list`, which is then sorted by key.
+    fn apply_to(&self, list: &mut Vec<T>) {
+        if self.is_empty() {
+            return;
+        }
+        let mut by_key: BTreeMap<T::Key, T> = list.drain(..).map(|e| (e.key(), e)).collect();
+        if !self.remove.is_empty() {
+            by_key.retain(|k, _| !self.remove.contains(&k.to_string()));
+        }
+        for e in &self.upsert {
+            by_key.insert(e.key(), e.clone());
+        }
+        list.extend(by_key.into_values());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// What changed between two configurations of one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDelta {
+    /// Segments, by VNI.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub segments: Changes<SegmentConfig>,
+    /// Local ports, by name.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub ports: Changes<PortConfig>,
+    /// Remote VTEPs, by address.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub remote_vteps: Changes<RemoteVtepConfig>,
+    /// Remote bindings, by `vni/mac`.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub remote_bindings: Changes<RemoteBindingConfig>,
+    /// Hosted routers, by name.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub routers: Changes<RouterConfig>,
+}
+
+impl ConfigDelta {
+    /// Whether the delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+            && self.ports.is_empty()
+            && self.remote_vteps.is_empty()
+            && self.remote_bindings.is_empty()
+            && self.routers.is_empty()
+    }
+
+    /// Applies the delta to `cfg` (whose collections end up sorted by key). The revision is the
+    /// caller's to set.
+    pub fn apply(&self, cfg: &mut NodeConfig) {
+        self.segments.apply_to(&mut cfg.segments);
+        self.ports.apply_to(&mut cfg.ports);
+        self.remote_vteps.apply_to(&mut cfg.remote_vteps);
+        self.remote_bindings.apply_to(&mut cfg.remote_bindings);
+        self.routers.apply_to(&mut cfg.routers);
+    }
+
+    /// Number of elements upserted or removed, for logs.
+    pub fn len(&self) -> usize {
+        fn n<T>(c: &Changes<T>) -> usize {
+            c.upsert.len() + c.remove.len()
+        }
+        n(&self.segments)
+            + n(&self.ports)
+            + n(&self.remote_vteps)
+            + n(&self.remote_bindings)
+            + n(&self.routers)
+    }
+}
+
+/// The delta that turns `old` into `new`, or `None` when they differ in something a delta does
+/// not carry (node name, underlay, learning): then the whole of `new` must be sent. Both must be
+/// sorted by key. The revisions are not compared.
+pub fn diff(old: &NodeConfig, new: &NodeConfig) -> Option<ConfigDelta> {
+    if old.node != new.node || old.underlay != new.underlay || old.learning != new.learning {
+        return None;
+    }
+    Some(ConfigDelta {
+        segments: Changes::between(&old.segments, &new.segments),
+        ports: Changes::between(&old.ports, &new.ports),
+        remote_vteps: Changes::between(&old.remote_vteps, &new.remote_vteps),
+        remote_bindings: Changes::between(&old.remote_bindings, &new.remote_bindings),
+        routers: Changes::between(&old.routers, &new.routers),
+    })
+}
+
+impl NodeConfig {
+    /// Sorts every keyed collection by key: the canonical form deltas are computed on.
+    pub fn sort_by_key(&mut self) {
+        fn sort<T: Keyed>(v: &mut [T]) {
+            v.sort_by_key(Keyed::key);
+        }
+        sort(&mut self.segments);
+        sort(&mut self.ports);
+        sort(&mut self.remote_vteps);
+        sort(&mut self.remote_bindings);
+        sort(&mut self.routers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> NodeConfig {
+        let mut c = NodeConfig::from_toml(
+            r#"
+node = "hv1"
+[underlay]
+local_ip = "192.168.100.1"
+[[segments]]
+vni = 100
+[[segments]]
+vni = 20
+[[ports]]
+name = "p1"
+interface = "tapp1"
+vni = 100
+mac = "fa:16:3e:00:00:01"
+ips = ["10.0.0.1"]
+[[remote_vteps]]
+ip = "192.168.100.2"
+vnis = [100, 20]
+[[remote_bindings]]
+vni = 100
+mac = "fa:16:3e:00:00:02"
+ips = ["10.0.0.2"]
+vtep = "192.168.100.2"
+"#,
+        )
+        .unwrap();
+        c.sort_by_key();
+        c
+    }
+
+    #[test]
+    fn sorting_is_by_typed_key() {
+        let c = base();
+        // Numeric, not textual: 20 before 100.
+        let vnis: Vec<u32> = c.segments.iter().map(|s| s.vni.get()).collect();
+        assert_eq!(vnis, [20, 100]);
+    }
+
+    #[test]
+    fn identical_configs_give_an_empty_delta() {
+        let d = diff(&base(), &base()).unwrap();
+        assert!(d.is_empty());
+        assert_eq!(d.len(), 0);
+        assert_eq!(serde_json::to_string(&d).unwrap(), "{}");
+    }
+
+    #[test]
+    fn delta_round_trips_every_collection() {
+        let old = base();
+        let mut new = base();
+        new.segments.retain(|s| s.vni.get() != 20);
+        new.remote_vteps[0].vnis.retain(|v| v.get() != 20);
+        new.ports[0].ips.push("10.0.0.9".parse().unwrap());
+        let mut p2 = new.ports[0].clone();
+        p2.name = "p0".into();
+        p2.interface = "tapp0".into();
+        p2.mac = "fa:16:3e:00:00:03".parse().unwrap();
+        p2.ips = vec!["10.0.0.3".parse().unwrap()];
+        new.ports.push(p2);
+        new.remote_bindings.clear();
+        new.sort_by_key();
+        new.validate().unwrap();
+
+        let d = diff(&old, &new).unwrap();
+        assert_eq!(d.segments.remove, ["20"]);
+        assert_eq!(d.ports.upsert.len(), 2);
+        assert_eq!(d.remote_bindings.remove, ["100/fa:16:3e:00:00:02"]);
+        assert_eq!(d.routers, Changes::default());
+
+        // Through JSON, as on the wire.
+        let wire = serde_json::to_string(&d).unwrap();
+        let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
+        let mut applied = old.clone();
+        d.apply(&mut applied);
+        assert_eq!(applied, new);
+    }
+
+    #[test]
+    fn underlay_changes_need_a_snapshot() {
+        let mut new = base();
+        new.underlay.mtu = 9000;
+        assert!(diff(&base(), &new).is_none());
+        let mut new = base();
+        new.node = "hv2".into();
+        assert!(diff(&base(), &new).is_none());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let r: Result<ConfigDelta, _> =
+            serde_json::from_str(r#"{"ports":{"upsert":[],"bogus":1}}"#);
+        assert!(r.is_err());
+        let r: Result<ConfigDelta, _> = serde_json::from_str(r#"{"nodes":{}}"#);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn removing_an_absent_key_is_harmless() {
+        let mut c = base();
+        let d = ConfigDelta {
+            ports: Changes {
+                upsert: Vec::new(),
+                remove: vec!["nope".into()],
+            },
+            ..ConfigDelta::default()
+        };
+        d.apply(&mut c);
+        assert_eq!(c, base());
+    }
+}
