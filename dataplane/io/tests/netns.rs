@@ -649,3 +649,45 @@ fn udp_underlay_reports_too_big_with_pmtu_discovery() {
         .unwrap();
     assert_eq!(st.sent, 1);
 }
+
+/// A persistent tap is created in the namespace (and only there), takes an MTU and comes up;
+/// creating it twice is refused, a veth is never deleted as a tap, and deleting the tap removes
+/// it.
+#[test]
+fn persistent_tap_is_created_configured_and_deleted() {
+    let Some(ns) = Netns::new() else { return };
+    let name = "tapweft0test";
+    ns.run(|| {
+        sys::create_persistent_tap(name).unwrap();
+        assert!(sys::interface_index(name).is_ok());
+        // Never takes over an existing device.
+        assert_eq!(
+            sys::create_persistent_tap(name).unwrap_err().raw_os_error(),
+            Some(libc::EBUSY)
+        );
+        assert_eq!(
+            sys::create_persistent_tap("a").unwrap_err().raw_os_error(),
+            Some(libc::EBUSY)
+        );
+        assert!(!sys::interface_is_up(name).unwrap());
+        sys::set_interface_mtu(name, 1400).unwrap();
+        sys::set_interface_up(name).unwrap();
+        sys::set_interface_up(name).unwrap();
+        assert_eq!(sys::interface_mtu(name).unwrap(), 1400);
+        assert!(sys::interface_is_up(name).unwrap());
+    });
+    // Made in the namespace, not on the host.
+    assert!(sys::interface_index(name).is_err());
+    assert!(ns.exec(&["ip", "link", "show", "dev", name]));
+    ns.run(|| {
+        // A veth is not a tap: refused, and still there.
+        assert_eq!(
+            sys::delete_persistent_tap("a").unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+        assert!(sys::interface_index("a").is_ok());
+        sys::delete_persistent_tap(name).unwrap();
+        assert!(sys::interface_index(name).is_err());
+    });
+    assert!(!ns.exec(&["ip", "link", "show", "dev", name]));
+}

@@ -26,7 +26,7 @@ pub fn interface_index(name: &str) -> io::Result<u32> {
 }
 
 /// An `ifreq` with `name` filled in, or `InvalidInput` if the name does not fit `IFNAMSIZ - 1`.
-fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
+pub(super) fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
         return Err(invalid("invalid interface name"));
@@ -41,7 +41,7 @@ fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
 }
 
 /// Runs an interface ioctl (`SIOCGIF*`) on a throwaway datagram socket.
-fn ifreq_ioctl(name: &str, request: libc::Ioctl) -> io::Result<libc::ifreq> {
+pub(super) fn ifreq_ioctl(name: &str, request: libc::Ioctl) -> io::Result<libc::ifreq> {
     let mut req = ifreq_for(name)?;
     let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
     // SAFETY: the SIOCGIF* requests used here read `ifr_name` and write one integer member of
@@ -69,7 +69,7 @@ pub fn interface_is_up(name: &str) -> io::Result<bool> {
 }
 
 /// Sets interface flags (`SIOCSIFFLAGS`): `set` bits on, `clear` bits off.
-fn update_flags(name: &str, set: libc::c_int, clear: libc::c_int) -> io::Result<()> {
+pub(super) fn update_flags(name: &str, set: libc::c_int, clear: libc::c_int) -> io::Result<()> {
     let mut req = ifreq_ioctl(name, libc::SIOCGIFFLAGS)?;
     // SAFETY: SIOCGIFFLAGS succeeded, so the kernel wrote `ifru_flags`; writing it back with
     // bits changed is what SIOCSIFFLAGS reads.

@@ -9,8 +9,8 @@
 //! - `mmsg`: the `mmsghdr`/`iovec` arrays of `recvmmsg`/`sendmmsg`, whose raw pointers are only
 //!   set for the duration of one call.
 //!
-//! The public part ([`poll`], [`EventFd`], the interface queries and [`netns`]) is what workers,
-//! the agent and tests need around the I/O backends.
+//! The public part ([`poll`], [`EventFd`], the interface queries and settings, [`tap`] devices
+//! and [`netns`]) is what workers, the agent and tests need around the I/O backends.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -23,9 +23,11 @@ pub(crate) mod mmsg;
 pub mod netns;
 pub(crate) mod ring;
 pub(crate) mod socket;
+pub mod tap;
 
 pub use eventfd::EventFd;
 pub use iface::{interface_index, interface_is_up, interface_mtu, isolate_from_host};
+pub use tap::{create_persistent_tap, delete_persistent_tap, set_interface_mtu, set_interface_up};
 
 /// Turns a `-1`-on-error return value into an [`io::Result`], reading `errno`.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
