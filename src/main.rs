@@ -26,11 +26,43 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the hypervisor agent: the dataplane for this node's VM ports and VTEP.
+    /// Run the hypervisor agent: the dataplane for this node's VM ports and VTEP, configured by
+    /// a file (--config) or by the controller (--controller, see docs/node-api.md).
     Agent {
         /// Node configuration file (TOML; JSON if it ends in .json). See docs/node-config.md.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required_unless_present = "controller", conflicts_with_all = [
+            "controller", "node", "ca", "cert", "key", "state_dir", "vtep_ip", "underlay_mtu", "role"
+        ])]
+        config: Option<PathBuf>,
+        /// The controller's node API, https://HOST:9697 (mutual TLS).
+        #[arg(long, requires_all = ["node", "ca", "cert", "key", "state_dir", "vtep_ip"])]
+        controller: Option<String>,
+        /// This node's name: its certificate's CN (with --controller).
+        #[arg(long, requires = "controller")]
+        node: Option<String>,
+        /// The CA certificate (PEM), the only one trusted (with --controller).
+        #[arg(long, requires = "controller")]
+        ca: Option<PathBuf>,
+        /// This node's certificate (PEM), signed by the CA (with --controller).
+        #[arg(long, requires = "controller")]
+        cert: Option<PathBuf>,
+        /// This node's private key (PEM) (with --controller).
+        #[arg(long, requires = "controller")]
+        key: Option<PathBuf>,
+        /// Where the agent keeps the last applied configuration and the taps it created, to
+        /// restart headless (with --controller).
+        #[arg(long, requires = "controller")]
+        state_dir: Option<PathBuf>,
+        /// This node's VTEP address (with --controller).
+        #[arg(long, requires = "controller")]
+        vtep_ip: Option<std::net::IpAddr>,
+        /// The underlay's MTU (with --controller).
+        #[arg(long, requires = "controller", default_value_t = 1500)]
+        underlay_mtu: u32,
+        /// A role of this node: hypervisor (VM ports), router (tenant routers); repeatable.
+        /// Default: hypervisor.
+        #[arg(long, requires = "controller", value_parser = ["hypervisor", "router"])]
+        role: Vec<String>,
         /// Control socket for `weft stats`, `weft capture` and `weft reload`.
         #[arg(long, default_value = DEFAULT_CONTROL)]
         control: PathBuf,
@@ -185,8 +217,45 @@ fn report(e: &anyhow::Error) -> String {
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Agent { config, control } => {
-            weft_agent::run(weft_agent::AgentOptions { config, control })?;
+        Command::Agent {
+            config,
+            controller,
+            node,
+            ca,
+            cert,
+            key,
+            state_dir,
+            vtep_ip,
+            underlay_mtu,
+            role,
+            control,
+        } => {
+            let source = match (config, controller) {
+                (Some(file), None) => weft_agent::ConfigSource::File(file),
+                (None, Some(url)) => {
+                    let need = |what: &str| anyhow::anyhow!("--controller needs --{what}");
+                    let mut roles = role
+                        .iter()
+                        .map(|r| r.parse().map_err(anyhow::Error::msg))
+                        .collect::<Result<Vec<_>>>()?;
+                    if roles.is_empty() {
+                        roles.push(weft_agent::client::Role::Hypervisor);
+                    }
+                    weft_agent::ConfigSource::Controller(weft_agent::client::ControllerOptions {
+                        url,
+                        node: node.ok_or_else(|| need("node"))?,
+                        ca: ca.ok_or_else(|| need("ca"))?,
+                        cert: cert.ok_or_else(|| need("cert"))?,
+                        key: key.ok_or_else(|| need("key"))?,
+                        state_dir: state_dir.ok_or_else(|| need("state-dir"))?,
+                        vtep_ip: vtep_ip.ok_or_else(|| need("vtep-ip"))?,
+                        underlay_mtu,
+                        roles,
+                    })
+                }
+                _ => anyhow::bail!("give either --config FILE or --controller URL"),
+            };
+            weft_agent::run(weft_agent::AgentOptions { source, control })?;
         }
         Command::Controller {
             listen,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use weft_dataplane_io::pcap::PcapWriter;
 
 use crate::capture::Capture;
+use crate::client::ControllerLink;
 use crate::stats::Snapshot;
 use crate::worker::{Command, Waker};
 
@@ -163,14 +164,21 @@ impl ControlServer {
     }
 
     /// Serves connections one at a time until the process exits. `worker` and `waker` reach the
-    /// dataplane; `reload` reaches the main thread.
-    pub fn serve(self, worker: Sender<Command>, waker: Waker, reload: Sender<ReloadRequest>) {
+    /// dataplane; `reload` reaches the main thread; `controller` is the controller connection's
+    /// state, shown by `stats`, when the agent has one.
+    pub fn serve(
+        self,
+        worker: Sender<Command>,
+        waker: Waker,
+        reload: Sender<ReloadRequest>,
+        controller: Option<ControllerLink>,
+    ) {
         for conn in self.listener.incoming() {
             let Ok(conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
             let resp = match read_request(&conn) {
-                Ok(req) => handle(req, &worker, &waker, &reload),
+                Ok(req) => handle(req, &worker, &waker, &reload, controller.as_ref()),
                 Err(e) => Response::err(e),
             };
             let mut w = &conn;
@@ -216,11 +224,15 @@ fn handle(
     worker: &Sender<Command>,
     waker: &Waker,
     reload: &Sender<ReloadRequest>,
+    controller: Option<&ControllerLink>,
 ) -> Response {
     match req {
         Request::Stats => match ask(worker, waker, Command::Snapshot) {
-            Ok(s) => Response {
-                stats: Some(s),
+            Ok(mut s) => Response {
+                stats: Some({
+                    s.controller = controller.and_then(|c| c.lock().ok().map(|c| c.clone()));
+                    s
+                }),
                 ..Response::ok()
             },
             Err(e) => Response::err(e),

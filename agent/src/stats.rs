@@ -73,6 +73,28 @@ pub struct Snapshot {
     pub underlay: UnderlayStats,
     /// Learned FDB entries.
     pub learned: Vec<LearnedEntry>,
+    /// The controller connection, when the agent is programmed by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerStats>,
+}
+
+/// The connection of an agent to its controller (`weft agent --controller`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerStats {
+    /// The controller's node API.
+    pub url: String,
+    /// Whether a watch stream is open.
+    pub connected: bool,
+    /// Since when (Unix seconds) it has been connected, or disconnected.
+    pub since_unix_secs: u64,
+    /// The last revision received from the controller and applied (or loaded from the state
+    /// directory at start-up).
+    pub revision: u64,
+    /// Connections lost (or refused) since the agent started.
+    pub reconnects: u64,
+    /// Why the last connection ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl Snapshot {
@@ -117,6 +139,28 @@ impl Snapshot {
             "node {} revision {} (loaded {} times)",
             self.node, self.revision, self.loads
         );
+        if let Some(c) = &self.controller {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let _ = writeln!(
+                s,
+                "controller {}: {} for {} s, revision {} applied, {} reconnects{}",
+                c.url,
+                if c.connected {
+                    "connected"
+                } else {
+                    "DISCONNECTED"
+                },
+                now.saturating_sub(c.since_unix_secs),
+                c.revision,
+                c.reconnects,
+                match (&c.last_error, c.connected) {
+                    (Some(e), false) => format!(" (last error: {e})"),
+                    _ => String::new(),
+                }
+            );
+        }
         let u = &self.underlay;
         let _ = writeln!(
             s,
