@@ -1,8 +1,12 @@
 //! End-to-end tests of `weft agent` as a process: reload on SIGHUP without dropping established
 //! traffic, refusal of invalid configurations, ports whose interface appears late, a clean exit
 //! on SIGTERM, and `weft check-config` / `weft stats` / `weft capture` from the command line.
+//! And an agent programmed over mutual TLS by a scripted stand-in for the controller
+//! (`node_api`): snapshot, deltas, taps, status reports, resnapshot, headless restart.
 
 mod common;
+#[path = "common/node_api.rs"]
+mod node_api;
 
 use std::time::Duration;
 
@@ -291,4 +295,162 @@ fn capture_from_the_command_line() {
         vx,
         pkts.len()
     );
+}
+
+fn as_json(toml: &str) -> serde_json::Value {
+    let cfg = weft_dataplane::config::NodeConfig::from_toml(toml).unwrap();
+    serde_json::to_value(cfg).unwrap()
+}
+
+fn snapshot(revision: u64, extra_port: bool) -> String {
+    serde_json::json!({"type": "snapshot", "revision": revision,
+        "config": as_json(&config(1, revision, extra_port))})
+    .to_string()
+}
+
+/// The agent under `--controller`: registers, runs the snapshot (ping works), follows a delta
+/// that adds a port whose tap it creates (segment MTU, up) and reports ACTIVE, answers a delta
+/// out of sequence by watching again from 0, deletes the tap it created when the port goes and
+/// never the VM's veth, saves each revision, and restarts from the saved one while the
+/// controller is down, then resumes with `since=` that revision.
+#[test]
+fn controller_programs_the_agent_and_it_restarts_headless() {
+    let mut lab = common::lab();
+    let Some(pki) = node_api::make_pki(lab.dir.path(), "hv1") else {
+        eprintln!("skipping: openssl is needed to make the test PKI");
+        return;
+    };
+    let hv1 = lab.netns("hv1");
+    let hv2 = lab.netns("hv2");
+    lab.underlay(&hv1, "192.168.100.1/24", &hv2, "192.168.100.2/24");
+    let a1 = lab.vm(&hv1, "a1", "tapa1", MAC1, &["10.0.0.1/24"]);
+    let _a2 = lab.vm(&hv2, "a2", "tapa2", MAC2, &["10.0.0.2/24"]);
+    let _ag2 = lab.agent("agent-hv2", &hv2, &config(2, 1, false));
+
+    let api = node_api::start(&hv1, "hv1", &pki);
+    api.greet(&[snapshot(5, false)]);
+    api.set_revision(5);
+    let url = format!("https://{}", api.addr);
+    let state = lab.path("hv1-state");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let args = [
+        "--controller".to_owned(),
+        url,
+        "--node".into(),
+        "hv1".into(),
+        "--ca".into(),
+        s(&pki.ca),
+        "--cert".into(),
+        s(&pki.node_cert),
+        "--key".into(),
+        s(&pki.node_key),
+        "--state-dir".into(),
+        s(&state),
+        "--vtep-ip".into(),
+        "192.168.100.1".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ag1 = lab.agent_with("agent-hv1", &hv1, &args);
+    assert!(
+        eventually(Duration::from_secs(10), || stats(&ag1).revision == 5),
+        "snapshot 5 not running"
+    );
+    assert!(lab.ping_until(&a1, "10.0.0.2", 5));
+    assert_eq!(
+        api.registrations.lock().unwrap()[0],
+        serde_json::json!({"vtep_ip": "192.168.100.1", "underlay_mtu": 1500,
+            "roles": ["hypervisor"]})
+    );
+    assert_eq!(api.last_since().as_deref(), Some("0"));
+    let active = |port: &str, rev: u64| {
+        api.last_status()
+            .is_some_and(|s| s["revision"] == rev && s["ports"][port] == "ACTIVE")
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || active("vm-a1", 5)),
+        "no ACTIVE status for vm-a1: {:?}",
+        api.last_status()
+    );
+    let c = stats(&ag1).controller.expect("controller stats");
+    assert!(c.connected && c.revision == 5, "{c:?}");
+
+    // A delta adds a port whose interface does not exist: the agent creates its tap.
+    let port = serde_json::json!({"name": "vm-c1", "interface": "tapc1", "vni": 100,
+        "mac": "fa:16:3e:00:00:31", "ips": ["10.0.0.31"]});
+    api.push(
+        serde_json::json!({"type": "delta", "from": 5, "revision": 6,
+            "delta": {"ports": {"upsert": [port]}}})
+        .to_string(),
+        6,
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || stats(&ag1).revision == 6),
+        "delta 6 not running"
+    );
+    let (mtu, up) = lab.in_netns(&hv1, || {
+        (
+            weft_dataplane_io::sys::interface_mtu("tapc1"),
+            weft_dataplane_io::sys::interface_is_up("tapc1"),
+        )
+    });
+    assert_eq!((mtu.ok(), up.ok()), (Some(1450), Some(true)));
+    assert!(
+        eventually(Duration::from_secs(5), || active("vm-c1", 6)),
+        "no ACTIVE status for vm-c1: {:?}",
+        api.last_status()
+    );
+
+    // A delta out of sequence: the agent keeps revision 6 and asks for a snapshot, which
+    // removes the port again: its tap goes, the VM's veth stays.
+    api.greet(&[snapshot(7, false)]);
+    api.push(
+        serde_json::json!({"type": "delta", "from": 4, "revision": 8, "delta": {}}).to_string(),
+        7,
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || stats(&ag1).revision == 7),
+        "resnapshot 7 not running"
+    );
+    assert_eq!(api.last_since().as_deref(), Some("0"));
+    // Taps are deleted and the configuration saved right after the swap.
+    let saved = || {
+        serde_json::from_str::<serde_json::Value>(&common::read(&state.join("config.json")))
+            .ok()
+            .and_then(|v| v["revision"].as_u64())
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || saved() == Some(7)),
+        "saved: {:?}",
+        saved()
+    );
+    let gone = lab.in_netns(&hv1, || {
+        (
+            weft_dataplane_io::sys::interface_index("tapc1").is_err(),
+            weft_dataplane_io::sys::interface_index("tapa1").is_ok(),
+        )
+    });
+    assert_eq!(gone, (true, true), "(tapc1 deleted, tapa1 kept)");
+    let c = stats(&ag1).controller.expect("controller stats");
+    assert!(c.reconnects >= 1, "{c:?}");
+
+    // Headless: the controller is down, the agent restarts from what it saved.
+    api.refuse(true);
+    lab.signal(ag1.pid, libc::SIGTERM);
+    assert!(lab.wait(ag1.pid, Duration::from_secs(10)).is_some());
+    let ag1 = lab.agent_with("agent-hv1-again", &hv1, &args);
+    assert_eq!(stats(&ag1).revision, 7);
+    assert!(lab.ping_until(&a1, "10.0.0.2", 5));
+    let c = stats(&ag1).controller.expect("controller stats");
+    assert!(!c.connected, "{c:?}");
+    // The controller is back: the agent resumes from its revision, in sync at once.
+    api.greet(&[]);
+    api.refuse(false);
+    assert!(
+        eventually(Duration::from_secs(45), || stats(&ag1)
+            .controller
+            .is_some_and(|c| c.connected)),
+        "did not reconnect"
+    );
+    assert_eq!(api.last_since().as_deref(), Some("7"));
+    assert_eq!(stats(&ag1).revision, 7);
 }

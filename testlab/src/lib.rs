@@ -277,30 +277,26 @@ impl Lab {
     pub fn agent(&mut self, label: &str, ns: &str, config: &str) -> AgentRef {
         let cfg = self.dir.path().join(format!("{label}.toml"));
         std::fs::write(&cfg, config).expect("write config");
+        let cfg_s = cfg.to_string_lossy().into_owned();
+        let mut a = self.agent_with(label, ns, &["--config", &cfg_s]);
+        a.config = cfg;
+        a
+    }
+
+    /// Starts `weft agent ARGS --control SOCKET` in `ns` (e.g. with `--controller ...`);
+    /// returns once its control socket answers.
+    pub fn agent_with(&mut self, label: &str, ns: &str, args: &[&str]) -> AgentRef {
         let control = self.dir.path().join(format!("{label}.sock"));
-        let (cfg_s, ctl_s) = (
-            cfg.to_string_lossy().into_owned(),
-            control.to_string_lossy().into_owned(),
-        );
+        let ctl_s = control.to_string_lossy().into_owned();
         let weft = self.weft.to_string_lossy().into_owned();
-        let pid = self.spawn(
-            label,
-            ns,
-            &[
-                &weft,
-                "--log",
-                "info",
-                "agent",
-                "--config",
-                &cfg_s,
-                "--control",
-                &ctl_s,
-            ],
-        );
+        let mut argv = vec![weft.as_str(), "--log", "info", "agent"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--control", &ctl_s]);
+        let pid = self.spawn(label, ns, &argv);
         let log = self.dir.path().join(format!("{label}.log"));
         let a = AgentRef {
             control,
-            config: cfg,
+            config: PathBuf::new(),
             log,
             pid,
         };
