@@ -25,6 +25,34 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiAction {
+    /// Create the CA (ca.pem, ca.key) in DIR.
+    Init {
+        /// The PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue a node certificate (NAME.pem, NAME.key) or the controller's (server.pem, server.key).
+    Issue {
+        /// The PKI directory (holding the CA).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A node certificate for this node name.
+        #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+        node: Option<String>,
+        /// The controller's server certificate.
+        #[arg(long)]
+        server: bool,
+        /// DNS names and IP addresses the controller is reached at (with --server).
+        #[arg(long, requires = "server")]
+        san: Vec<String>,
+        /// Where to write the files (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the hypervisor agent: the dataplane for this node's VM ports and VTEP, configured by
     /// a file (--config) or by the controller (--controller, see docs/node-api.md).
@@ -114,6 +142,18 @@ enum Command {
         /// The URL clients reach the API at, for links (default: from each request's Host).
         #[arg(long)]
         public_url: Option<String>,
+        /// Serve the node API (agents' watch streams, mutual TLS) with the certificates in this
+        /// directory: ca.pem, server.pem, server.key (see `weft pki`). Off without it.
+        #[arg(long)]
+        pki: Option<PathBuf>,
+        /// Address of the node API.
+        #[arg(long, default_value = "0.0.0.0:9697")]
+        node_listen: std::net::SocketAddr,
+    },
+    /// Manage the node API's certificates: a private CA, node and controller certificates.
+    Pki {
+        #[command(subcommand)]
+        action: PkiAction,
     },
     /// Read the controller's IPAM: per-subnet utilization and the allocation history.
     Ipam {
@@ -266,6 +306,8 @@ fn run(cmd: Command) -> Result<()> {
             vni_range,
             underlay_mtu,
             public_url,
+            pki,
+            node_listen,
         } => {
             use weft_controlplane::{ControllerConfig, api, auth as cpauth, model, store};
             let project = model::ProjectId::new(&noauth_project)?;
@@ -283,8 +325,35 @@ fn run(cmd: Command) -> Result<()> {
                     public_url,
                 },
                 store: store::StoreOptions::default(),
+                node_api: pki.map(|pki_dir| weft_controlplane::NodeApiConfig {
+                    listen: node_listen,
+                    pki_dir,
+                }),
             };
             weft_controlplane::server::run_blocking(cfg)?;
+        }
+        Command::Pki { action } => {
+            use weft_controlplane::pki;
+            match action {
+                PkiAction::Init { dir } => {
+                    let p = pki::init_ca(&dir)?;
+                    println!("CA created: {}", p.display());
+                }
+                PkiAction::Issue {
+                    dir,
+                    node,
+                    server: _,
+                    san,
+                    out,
+                } => {
+                    let subject = match node {
+                        Some(n) => pki::Subject::Node(n),
+                        None => pki::Subject::Server(san),
+                    };
+                    let p = pki::issue(&dir, &subject, out.as_deref())?;
+                    println!("certificate issued: {}", p.display());
+                }
+            }
         }
         Command::Ipam {
             url,

@@ -23,12 +23,15 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod compile;
 pub mod ipam;
 pub mod model;
+pub mod nodeapi;
 pub mod openapi;
+pub mod pki;
 pub mod request_id;
 pub mod server;
 pub mod store;
 
-pub use server::{ControllerConfig, Server, ServerError};
+pub use server::{ControllerConfig, NodeApiConfig, Server, ServerError};
 pub use store::{Snapshot, Store};

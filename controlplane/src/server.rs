@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiConfig, AppState};
 use crate::auth::{AuthConfig, AuthError, Authenticator};
+use crate::nodeapi::{self, Hub, NodeApi};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Errors of starting or running the controller.
@@ -29,6 +30,9 @@ pub enum ServerError {
     /// A setting is wrong.
     #[error("{0}")]
     Config(String),
+    /// The node API's certificates could not be loaded.
+    #[error("node API: {0}")]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 /// Everything `weft controller` needs.
@@ -44,6 +48,17 @@ pub struct ControllerConfig {
     pub api: ApiConfig,
     /// Pool size.
     pub store: StoreOptions,
+    /// The node API (agents' watch streams); off when `None`.
+    pub node_api: Option<NodeApiConfig>,
+}
+
+/// Where and how the node API listens (`docs/node-api.md`).
+#[derive(Debug, Clone)]
+pub struct NodeApiConfig {
+    /// Its address (default `0.0.0.0:9697`).
+    pub listen: SocketAddr,
+    /// The PKI directory: `ca.pem`, `server.pem`, `server.key`.
+    pub pki_dir: PathBuf,
 }
 
 impl ControllerConfig {
@@ -63,6 +78,8 @@ impl ControllerConfig {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    nodes: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    hub: Arc<Hub>,
 }
 
 impl Server {
@@ -87,8 +104,20 @@ impl Server {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| ServerError::Listen(cfg.listen, e))?;
+        let nodes = match &cfg.node_api {
+            Some(n) => {
+                let tls = crate::pki::server_config(&n.pki_dir)?;
+                let l = TcpListener::bind(n.listen)
+                    .await
+                    .map_err(|e| ServerError::Listen(n.listen, e))?;
+                Some((l, tls))
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
+            nodes,
+            hub: Hub::new(),
             state: AppState {
                 store,
                 auth: Arc::new(auth),
@@ -107,19 +136,46 @@ impl Server {
         self.state.store.clone()
     }
 
+    /// The node API's bound address, if it is on.
+    pub fn node_addr(&self) -> Option<SocketAddr> {
+        self.nodes.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The compiled node configurations.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
     /// Serves until `shutdown` completes, then lets requests in flight finish.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let store = self.state.store.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some((listener, tls)) = self.nodes {
+            let hub = self.hub.clone();
+            tasks.spawn(nodeapi::compile_loop(
+                store.clone(),
+                hub.clone(),
+                stop_rx.clone(),
+            ));
+            let app = nodeapi::router(NodeApi {
+                store: store.clone(),
+                hub,
+            });
+            tasks.spawn(nodeapi::serve(listener, tls, app, stop_rx.clone()));
+        }
         let app = api::app(self.state);
-        axum::serve(self.listener, app)
+        let r = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServerError::Serve)?;
+            .map_err(ServerError::Serve);
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
         store.close().await;
-        Ok(())
+        r
     }
 }
 
@@ -150,7 +206,7 @@ pub fn run_blocking(cfg: ControllerConfig) -> Result<(), ServerError> {
         .map_err(ServerError::Serve)?;
     rt.block_on(async move {
         let server = Server::bind(cfg).await?;
-        tracing::info!(addr = %server.local_addr()?, "controller listening");
+        tracing::info!(addr = %server.local_addr()?, nodes = ?server.node_addr(), "controller listening");
         server.run(termination()).await?;
         tracing::info!("controller stopped");
         Ok(())

@@ -75,6 +75,7 @@ async fn start(db: &str, auth: AuthConfig) -> Ctl {
         auth,
         api: ApiConfig::default(),
         store: StoreOptions { max_connections: 8 },
+        node_api: None,
     };
     let server = Server::bind(cfg).await.expect("bind");
     let addr: SocketAddr = server.local_addr().unwrap();

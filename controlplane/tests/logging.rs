@@ -44,6 +44,7 @@ async fn every_log_line_of_a_request_carries_its_id() {
         auth: AuthConfig::NoAuth(ProjectId::new("default").unwrap()),
         api: ApiConfig::default(),
         store: StoreOptions::default(),
+        node_api: None,
     })
     .await
     .unwrap();

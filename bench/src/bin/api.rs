@@ -111,6 +111,7 @@ async fn run(a: Args) -> Result<Value, String> {
         store: StoreOptions {
             max_connections: 32,
         },
+        node_api: None,
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -50,6 +50,8 @@ pub enum ResourceKind {
     SecurityGroup,
     /// [`SecurityGroupRule`].
     SecurityGroupRule,
+    /// [`Node`] (not an API resource: agents register themselves over the node API).
+    Node,
 }
 
 impl ResourceKind {
@@ -63,6 +65,7 @@ impl ResourceKind {
             ResourceKind::FloatingIp => "floating_ip",
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::SecurityGroupRule => "security_group_rule",
+            ResourceKind::Node => "node",
         }
     }
 
@@ -76,6 +79,7 @@ impl ResourceKind {
             "floating_ip" => ResourceKind::FloatingIp,
             "security_group" => ResourceKind::SecurityGroup,
             "security_group_rule" => ResourceKind::SecurityGroupRule,
+            "node" => ResourceKind::Node,
             _ => return None,
         })
     }
@@ -291,6 +295,40 @@ pub struct AddressPair {
     pub ip_address: IpNetwork,
     /// The MAC (the port's own unless given).
     pub mac_address: MacAddr,
+}
+
+/// What a node offers (`docs/node-api.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// VM ports bound to it (`binding:host_id` = its name) are configured there.
+    Hypervisor,
+    /// Tenant routers may be scheduled onto it.
+    Router,
+}
+
+/// A node running `weft agent`, as it registered over the node API. Owned by no project and
+/// never shown by the Neutron API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its name: its certificate's common name, and the `binding:host_id` of its ports.
+    pub name: String,
+    /// Its VTEP address.
+    pub vtep_ip: IpAddr,
+    /// Its underlay MTU.
+    pub underlay_mtu: u32,
+    /// What it offers, sorted and unique.
+    pub roles: Vec<NodeRole>,
+    /// Revision number and timestamps.
+    #[serde(flatten)]
+    pub std: StandardAttrs,
+}
+
+impl Node {
+    /// Whether it offers `role`.
+    pub fn has(&self, role: NodeRole) -> bool {
+        self.roles.contains(&role)
+    }
 }
 
 /// `device_owner` of a router's interface ports.
@@ -681,6 +719,25 @@ impl Resource for SecurityGroupRule {
     }
     fn reference(&self) -> Option<String> {
         self.remote_group_id.map(|g| g.to_string())
+    }
+    fn std_mut(&mut self) -> &mut StandardAttrs {
+        &mut self.std
+    }
+}
+
+/// The owner of every node: nobody (only [`Scope::All`] reads or writes them).
+static NO_PROJECT: std::sync::LazyLock<ProjectId> = std::sync::LazyLock::new(ProjectId::system);
+
+impl Resource for Node {
+    const KIND: ResourceKind = ResourceKind::Node;
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+    fn project(&self) -> &ProjectId {
+        &NO_PROJECT
+    }
+    fn name(&self) -> &str {
+        &self.name
     }
     fn std_mut(&mut self) -> &mut StandardAttrs {
         &mut self.std

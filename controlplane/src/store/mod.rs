@@ -42,7 +42,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::ipam;
 use crate::model::{
-    FloatingIp, Network, Port, ProjectId, Resource, ResourceKind, Revision, Router, Scope,
+    FloatingIp, Network, Node, Port, ProjectId, Resource, ResourceKind, Revision, Router, Scope,
     SecurityGroup, SecurityGroupId, SecurityGroupRule, Subnet, Timestamp,
 };
 
@@ -183,6 +183,8 @@ pub struct Snapshot {
     pub security_groups: Vec<SecurityGroup>,
     /// Security group rules.
     pub security_group_rules: Vec<SecurityGroupRule>,
+    /// Registered nodes.
+    pub nodes: Vec<Node>,
 }
 
 /// One row of the allocation history.
@@ -409,6 +411,7 @@ impl Store {
             floating_ips: list_rows(&mut tx, &Scope::All, &all).await?,
             security_groups: list_rows(&mut tx, &Scope::All, &all).await?,
             security_group_rules: list_rows(&mut tx, &Scope::All, &all).await?,
+            nodes: list_rows(&mut tx, &Scope::All, &all).await?,
         };
         tx.rollback().await?;
         Ok(snap)

@@ -1,0 +1,544 @@
+//! The desired-state compiler: from the API's resources to one [`NodeConfig`] per registered
+//! node (`docs/node-api.md`, "What the compiler puts in a node's configuration").
+//!
+//! [`Compiler::update`] takes a whole [`Snapshot`] and the change records since the previous
+//! one, rebuilds the (cheap, in-memory) index of who is where, and recompiles only the nodes
+//! whose inputs the changes can touch: nodes with a segment on a changed network (before or
+//! after the change), the hosts of changed ports, the nodes of changed routers. Without records
+//! (the first run, or a gap) every node is compiled. Every configuration is validated with the
+//! dataplane's own checks before it is handed out; one that does not validate is logged and the
+//! node keeps its previous one.
+//!
+//! Not compiled yet (issue 4): security groups, floating IPs, router gateways and SNAT, flat
+//! (provider) networks. Routers are placed on nodes with the `router` role: a `weft:node=NAME`
+//! tag places one explicitly; otherwise it stays where it was, or goes to the router node with
+//! the fewest routers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use weft_dataplane::config::{
+    AddressPair, Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig,
+    RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig, RouterInterfaceConfig,
+    SegmentConfig, SubnetConfig, UnderlayConfig, VXLAN_PORT,
+};
+use weft_dataplane::wire::vxlan::Vni;
+
+use crate::model::{
+    Ipv6Mode, Network, NetworkType, Node, NodeRole, OWNER_ROUTER_INTERFACE, Port, ResourceKind,
+    Router, Subnet,
+};
+use crate::store::{RevisionRecord, Snapshot};
+
+/// The tag that pins a router to a node.
+pub const PLACEMENT_TAG: &str = "weft:node=";
+
+/// The host-side interface name of a port: `tap` + the first 11 characters of its id, as Nova's
+/// libvirt driver names it.
+pub fn tap_name(port_id: &str) -> String {
+    let n = port_id
+        .char_indices()
+        .nth(11)
+        .map_or(port_id.len(), |(i, _)| i);
+    format!("tap{}", &port_id[..n])
+}
+
+/// Who is where, derived from one snapshot.
+#[derive(Debug, Default)]
+struct Index {
+    nodes: BTreeMap<String, Node>,
+    /// VXLAN networks by id.
+    networks: HashMap<String, Network>,
+    subnets: HashMap<String, Subnet>,
+    /// Ports by network id.
+    ports_by_network: HashMap<String, Vec<Port>>,
+    routers: HashMap<String, Router>,
+    /// Interface ports by router id.
+    router_ports: HashMap<String, Vec<Port>>,
+    /// Router id → node.
+    placement: BTreeMap<String, String>,
+    /// Node → networks it has a segment on.
+    node_networks: HashMap<String, BTreeSet<String>>,
+    /// Port id → its network and `binding:host_id`.
+    port_location: HashMap<String, (String, String)>,
+}
+
+impl Index {
+    fn build(snap: &Snapshot, previous: &BTreeMap<String, String>) -> Index {
+        let mut ix = Index {
+            nodes: snap
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.clone()))
+                .collect(),
+            ..Index::default()
+        };
+        for n in &snap.networks {
+            if n.network_type == NetworkType::Vxlan && n.segmentation_id.is_some() {
+                ix.networks.insert(n.id.to_string(), n.clone());
+            }
+        }
+        for s in &snap.subnets {
+            ix.subnets.insert(s.id.to_string(), s.clone());
+        }
+        for p in &snap.ports {
+            let net = p.network_id.to_string();
+            if !ix.networks.contains_key(&net) {
+                continue;
+            }
+            if p.device_owner == OWNER_ROUTER_INTERFACE {
+                ix.router_ports
+                    .entry(p.device_id.clone())
+                    .or_default()
+                    .push(p.clone());
+            }
+            ix.port_location
+                .insert(p.id.to_string(), (net.clone(), p.host_id.clone()));
+            ix.ports_by_network.entry(net).or_default().push(p.clone());
+        }
+        for r in &snap.routers {
+            ix.routers.insert(r.id.to_string(), r.clone());
+        }
+        ix.place_routers(previous);
+        for (net, ports) in &ix.ports_by_network {
+            for p in ports {
+                if let Some(node) = ix.node_of(p) {
+                    ix.node_networks
+                        .entry(node.to_owned())
+                        .or_default()
+                        .insert(net.clone());
+                }
+            }
+        }
+        ix
+    }
+
+    /// Places every router that has interfaces and is up: the tag first, then where it was,
+    /// then the least loaded router node (ties by name). Routers are placed oldest first, so
+    /// placement does not depend on hash order.
+    fn place_routers(&mut self, previous: &BTreeMap<String, String>) {
+        let router_nodes: Vec<&str> = self
+            .nodes
+            .values()
+            .filter(|n| n.has(NodeRole::Router))
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut load: BTreeMap<&str, usize> = router_nodes.iter().map(|n| (*n, 0)).collect();
+        let mut routers: Vec<&Router> = self
+            .routers
+            .values()
+            .filter(|r| r.admin_state_up && self.router_ports.contains_key(&r.id.to_string()))
+            .collect();
+        routers.sort_by(|a, b| {
+            (a.std.created_at.to_string(), a.id.to_string())
+                .cmp(&(b.std.created_at.to_string(), b.id.to_string()))
+        });
+        let mut placement = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        for r in &routers {
+            let id = r.id.to_string();
+            let tagged = r
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(PLACEMENT_TAG))
+                .filter(|n| load.contains_key(n));
+            let sticky = previous
+                .get(&id)
+                .map(String::as_str)
+                .filter(|n| load.contains_key(n));
+            match tagged.or(sticky) {
+                Some(n) => {
+                    *load.entry(n).or_default() += 1;
+                    placement.insert(id, n.to_owned());
+                }
+                None => unplaced.push(id),
+            }
+        }
+        for id in unplaced {
+            let Some((&n, _)) = load.iter().min_by_key(|(n, l)| (**l, **n)) else {
+                break;
+            };
+            *load.entry(n).or_default() += 1;
+            placement.insert(id, n.to_owned());
+        }
+        self.placement = placement;
+    }
+
+    /// The node a port's traffic enters on: a router interface's router node, a VM port's
+    /// host (if it is a registered hypervisor). `None`: nowhere (unbound, admin down, ...).
+    fn node_of(&self, p: &Port) -> Option<&str> {
+        if p.device_owner == OWNER_ROUTER_INTERFACE {
+            return self.placement.get(&p.device_id).map(String::as_str);
+        }
+        if p.device_owner.starts_with("network:") || !p.admin_state_up || p.host_id.is_empty() {
+            return None;
+        }
+        self.nodes
+            .get(&p.host_id)
+            .filter(|n| n.has(NodeRole::Hypervisor))
+            .map(|n| n.name.as_str())
+    }
+
+    fn vni(&self, net: &str) -> Option<Vni> {
+        self.networks.get(net).and_then(|n| n.segmentation_id)
+    }
+
+    /// One node's configuration.
+    fn compile(&self, node: &Node, revision: u64) -> NodeConfig {
+        let name = node.name.as_str();
+        let overhead = if node.vtep_ip.is_ipv4() { 50 } else { 70 };
+        let max_mtu = node.underlay_mtu.saturating_sub(overhead);
+        let mut cfg = NodeConfig {
+            node: name.to_owned(),
+            revision,
+            underlay: UnderlayConfig {
+                local_ip: node.vtep_ip,
+                port: VXLAN_PORT,
+                mtu: node.underlay_mtu,
+            },
+            learning: LearningConfig::default(),
+            segments: Vec::new(),
+            ports: Vec::new(),
+            remote_vteps: Vec::new(),
+            remote_bindings: Vec::new(),
+            routers: Vec::new(),
+        };
+        let empty = BTreeSet::new();
+        let nets = self.node_networks.get(name).unwrap_or(&empty);
+        let mut vteps: BTreeMap<IpAddr, BTreeSet<Vni>> = BTreeMap::new();
+        for net_id in nets {
+            let (Some(net), Some(vni)) = (self.networks.get(net_id), self.vni(net_id)) else {
+                continue;
+            };
+            let ports = self
+                .ports_by_network
+                .get(net_id)
+                .map_or(&[][..], Vec::as_slice);
+            cfg.segments.push(self.segment(net, vni, ports, max_mtu));
+            for p in ports {
+                let Some(at) = self.node_of(p) else { continue };
+                let ips: Vec<IpAddr> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
+                if at == name {
+                    if p.device_owner != OWNER_ROUTER_INTERFACE {
+                        cfg.ports.push(PortConfig {
+                            name: p.id.to_string(),
+                            interface: tap_name(&p.id.to_string()),
+                            vni,
+                            mac: p.mac_address,
+                            ips,
+                            port_security: p.port_security_enabled,
+                            allowed_address_pairs: p
+                                .allowed_address_pairs
+                                .iter()
+                                .map(|a| AddressPair {
+                                    ip: a.ip_address,
+                                    mac: Some(a.mac_address),
+                                })
+                                .collect(),
+                            hostname: None,
+                        });
+                    }
+                    continue;
+                }
+                let Some(other) = self.nodes.get(at) else {
+                    continue;
+                };
+                // A VTEP of the other address family cannot be reached from this one.
+                if other.vtep_ip.is_ipv4() != node.vtep_ip.is_ipv4()
+                    || other.vtep_ip == node.vtep_ip
+                {
+                    continue;
+                }
+                vteps.entry(other.vtep_ip).or_default().insert(vni);
+                cfg.remote_bindings.push(RemoteBindingConfig {
+                    vni,
+                    mac: p.mac_address,
+                    ips,
+                    vtep: other.vtep_ip,
+                });
+            }
+        }
+        cfg.remote_vteps = vteps
+            .into_iter()
+            .map(|(ip, vnis)| RemoteVtepConfig {
+                ip,
+                vnis: vnis.into_iter().collect(),
+            })
+            .collect();
+        for (router_id, at) in &self.placement {
+            if at != name {
+                continue;
+            }
+            if let Some(r) = self.router(router_id) {
+                cfg.routers.push(r);
+            }
+        }
+        cfg.sort_by_key();
+        cfg
+    }
+
+    fn segment(&self, net: &Network, vni: Vni, ports: &[Port], max_mtu: u32) -> SegmentConfig {
+        let net_id = net.id.to_string();
+        // The gateway MAC: a placed router's interface on this network, preferring the one that
+        // holds a subnet's gateway address.
+        let placed_interfaces: Vec<&Port> = ports
+            .iter()
+            .filter(|p| {
+                p.device_owner == OWNER_ROUTER_INTERFACE
+                    && self.placement.contains_key(&p.device_id)
+            })
+            .collect();
+        let gateways: BTreeSet<IpAddr> = net
+            .subnets
+            .iter()
+            .filter_map(|s| self.subnets.get(&s.to_string()))
+            .filter_map(|s| s.gateway_ip)
+            .collect();
+        let gateway_port = placed_interfaces
+            .iter()
+            .find(|p| p.fixed_ips.iter().any(|f| gateways.contains(&f.ip_address)))
+            .or(placed_interfaces.first());
+        let gateway_mac = gateway_port.map(|p| p.mac_address);
+        let mut subnets: Vec<SubnetConfig> = net
+            .subnets
+            .iter()
+            .filter_map(|s| self.subnets.get(&s.to_string()))
+            .filter(|s| s.network_id.to_string() == net_id)
+            .map(|s| subnet(s, gateway_mac.is_some()))
+            .collect();
+        subnets.sort_by_key(|s| s.cidr.to_string());
+        SegmentConfig {
+            vni,
+            name: net_id,
+            mtu: Some(net.mtu.min(max_mtu)),
+            gateway_mac,
+            dns_domain: None,
+            subnets,
+        }
+    }
+
+    fn router(&self, router_id: &str) -> Option<RouterConfig> {
+        let r = self.routers.get(router_id)?;
+        let mut interfaces: Vec<RouterInterfaceConfig> = Vec::new();
+        for p in self.router_ports.get(router_id)? {
+            let Some(vni) = self.vni(&p.network_id.to_string()) else {
+                continue;
+            };
+            let addresses: Vec<IpNetwork> = p
+                .fixed_ips
+                .iter()
+                .filter_map(|f| {
+                    let s = self.subnets.get(&f.subnet_id.to_string())?;
+                    IpNetwork::new(f.ip_address, s.cidr.prefix()).ok()
+                })
+                .collect();
+            interfaces.push(RouterInterfaceConfig {
+                vni,
+                mac: p.mac_address,
+                addresses,
+                mtu: None,
+            });
+        }
+        interfaces.sort_by_key(|i| i.vni);
+        Some(RouterConfig {
+            name: router_id.to_owned(),
+            interfaces,
+            routes: r
+                .routes
+                .iter()
+                .map(|x| RouteConfig {
+                    destination: x.destination,
+                    nexthop: x.nexthop,
+                })
+                .collect(),
+        })
+    }
+
+    /// Networks a change can touch (before or after it), and whether it touches every node.
+    fn touched(
+        &self,
+        rec: &RevisionRecord,
+        nets: &mut BTreeSet<String>,
+        hosts: &mut BTreeSet<String>,
+    ) -> bool {
+        let id = rec.resource_id.as_str();
+        match rec.resource_type {
+            ResourceKind::Network => {
+                nets.insert(id.to_owned());
+            }
+            ResourceKind::Subnet => {
+                if let Some(s) = self.subnets.get(id) {
+                    nets.insert(s.network_id.to_string());
+                }
+            }
+            ResourceKind::Port => {
+                if let Some((net, host)) = self.port_location.get(id) {
+                    nets.insert(net.clone());
+                    hosts.insert(host.clone());
+                }
+            }
+            ResourceKind::Router => {
+                for p in self.router_ports.get(id).map_or(&[][..], Vec::as_slice) {
+                    nets.insert(p.network_id.to_string());
+                }
+                if let Some(n) = self.placement.get(id) {
+                    hosts.insert(n.clone());
+                }
+            }
+            // A node that comes, goes or moves its VTEP changes its neighbours' lists.
+            ResourceKind::Node => return true,
+            // Not compiled yet (issue 4).
+            ResourceKind::FloatingIp
+            | ResourceKind::SecurityGroup
+            | ResourceKind::SecurityGroupRule => {}
+        }
+        false
+    }
+}
+
+fn subnet(s: &Subnet, has_router: bool) -> SubnetConfig {
+    let mode = |m: Ipv6Mode| match m {
+        Ipv6Mode::Slaac => DpIpv6Mode::Slaac,
+        Ipv6Mode::Dhcpv6Stateful => DpIpv6Mode::Dhcpv6Stateful,
+        Ipv6Mode::Dhcpv6Stateless => DpIpv6Mode::Dhcpv6Stateless,
+    };
+    SubnetConfig {
+        cidr: s.cidr,
+        gateway_ip: s.gateway_ip,
+        // DHCPv4 answers from the gateway address; a subnet without one gets no DHCP server
+        // (Neutron would run one on its own port).
+        enable_dhcp: s.enable_dhcp && s.gateway_ip.is_some(),
+        dns_nameservers: s.dns_nameservers.clone(),
+        host_routes: s
+            .host_routes
+            .iter()
+            .map(|r| RouteConfig {
+                destination: r.destination,
+                nexthop: r.nexthop,
+            })
+            .collect(),
+        dhcp_server: None,
+        lease_secs: 86_400,
+        // Router advertisements come from the router: none while no router is attached.
+        ipv6_ra_mode: s.ipv6_ra_mode.filter(|_| has_router).map(mode),
+        ipv6_address_mode: s
+            .ipv6_address_mode
+            .filter(|_| has_router || s.ipv6_ra_mode.is_none())
+            .map(mode),
+    }
+}
+
+/// A node whose configuration changed, with what it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// The node.
+    pub node: String,
+    /// Its new configuration (its `revision` is the snapshot's).
+    pub config: NodeConfig,
+}
+
+/// The compiler's state between two snapshots.
+#[derive(Debug, Default)]
+pub struct Compiler {
+    index: Option<Index>,
+    configs: BTreeMap<String, NodeConfig>,
+    /// Nodes compiled by the last update (for tests and metrics).
+    pub last_compiled: usize,
+}
+
+impl Compiler {
+    /// A compiler that has seen nothing.
+    pub fn new() -> Compiler {
+        Compiler::default()
+    }
+
+    /// The current configuration of `node`, if it is registered.
+    pub fn config(&self, node: &str) -> Option<&NodeConfig> {
+        self.configs.get(node)
+    }
+
+    /// Where each placed router runs.
+    pub fn placement(&self) -> BTreeMap<String, String> {
+        self.index
+            .as_ref()
+            .map(|i| i.placement.clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes the state as of `snap` and the changes since the previous update (`None`: unknown,
+    /// recompile everything). Returns the nodes whose configuration changed, each with its new
+    /// configuration; a node that is gone has none and is dropped.
+    pub fn update(&mut self, snap: &Snapshot, changes: Option<&[RevisionRecord]>) -> Vec<Compiled> {
+        let previous_placement = self.placement();
+        let new = Index::build(snap, &previous_placement);
+        let revision = snap.revision.0;
+        let targets: BTreeSet<String> = match (&self.index, changes) {
+            (Some(old), Some(records)) => {
+                let mut nets = BTreeSet::new();
+                let mut hosts = BTreeSet::new();
+                let mut all = false;
+                for rec in records {
+                    all |= old.touched(rec, &mut nets, &mut hosts);
+                    all |= new.touched(rec, &mut nets, &mut hosts);
+                }
+                if new.placement != old.placement {
+                    for (r, n) in old.placement.iter().chain(new.placement.iter()) {
+                        if old.placement.get(r) != new.placement.get(r) {
+                            hosts.insert(n.clone());
+                            for p in new.router_ports.get(r).map_or(&[][..], Vec::as_slice) {
+                                nets.insert(p.network_id.to_string());
+                            }
+                        }
+                    }
+                }
+                if all {
+                    new.nodes.keys().cloned().collect()
+                } else {
+                    new.nodes
+                        .keys()
+                        .filter(|n| {
+                            hosts.contains(*n)
+                                || [old, &new].iter().any(|ix| {
+                                    ix.node_networks
+                                        .get(*n)
+                                        .is_some_and(|s| s.iter().any(|x| nets.contains(x)))
+                                })
+                        })
+                        .cloned()
+                        .collect()
+                }
+            }
+            _ => new.nodes.keys().cloned().collect(),
+        };
+        let mut out = Vec::new();
+        self.configs.retain(|n, _| new.nodes.contains_key(n));
+        for name in &targets {
+            let Some(node) = new.nodes.get(name) else {
+                continue;
+            };
+            let mut cfg = new.compile(node, revision);
+            if let Err(e) = cfg.validate() {
+                tracing::error!(node = %name, revision, error = %e,
+                    "compiled configuration does not validate; the node keeps its previous one");
+                continue;
+            }
+            let unchanged = self.configs.get(name).is_some_and(|old| {
+                cfg.revision = old.revision;
+                *old == cfg
+            });
+            if unchanged {
+                continue;
+            }
+            cfg.revision = revision;
+            self.configs.insert(name.clone(), cfg.clone());
+            out.push(Compiled {
+                node: name.clone(),
+                config: cfg,
+            });
+        }
+        self.last_compiled = targets.len();
+        self.index = Some(new);
+        out
+    }
+}
