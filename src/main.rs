@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use weft_agent::control::{self, Request};
 
+mod up;
+
 /// Default control socket of the agent.
 const DEFAULT_CONTROL: &str = "/run/weft/agent.sock";
 
@@ -150,6 +152,10 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0:9697")]
         node_listen: std::net::SocketAddr,
     },
+    /// Run everything on this machine: the controller (embedded SQLite in the data directory,
+    /// the Neutron API, the node API) and an agent for this node (hypervisor and router).
+    /// Prints the admin token and how to point the openstack CLI at it.
+    Up(up::UpOptions),
     /// Manage the node API's certificates: a private CA, node and controller certificates.
     Pki {
         #[command(subcommand)]
@@ -332,6 +338,7 @@ fn run(cmd: Command) -> Result<()> {
             };
             weft_controlplane::server::run_blocking(cfg)?;
         }
+        Command::Up(o) => up::run(o)?,
         Command::Pki { action } => {
             use weft_controlplane::pki;
             match action {
