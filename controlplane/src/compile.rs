@@ -100,6 +100,7 @@ impl Index {
         for r in &snap.routers {
             ix.routers.insert(r.id.to_string(), r.clone());
         }
+        ix.merge_router_ports();
         ix.place_routers(previous);
         for (net, ports) in &ix.ports_by_network {
             for p in ports {
@@ -112,6 +113,54 @@ impl Index {
             }
         }
         ix
+    }
+
+    /// Neutron gives a router one port per IPv4 subnet (and one for the IPv6 subnets) of a
+    /// network; the dataplane's router has one interface per segment. The ports of one router
+    /// on one network become one: the first port holding an IPv4 address (else the first by
+    /// id) keeps its MAC and takes the others' addresses; the others are dropped from the
+    /// index, so hypervisors see one gateway MAC answering for all of them.
+    fn merge_router_ports(&mut self) {
+        for ports in self.router_ports.values_mut() {
+            ports.sort_by(|a, b| {
+                let v4 = |p: &Port| !p.fixed_ips.iter().any(|f| f.ip_address.is_ipv4());
+                (a.network_id.to_string(), v4(a), a.id.to_string()).cmp(&(
+                    b.network_id.to_string(),
+                    v4(b),
+                    b.id.to_string(),
+                ))
+            });
+            let mut merged: Vec<Port> = Vec::with_capacity(ports.len());
+            for p in ports.drain(..) {
+                match merged.last_mut() {
+                    Some(first) if first.network_id == p.network_id => {
+                        first.fixed_ips.extend(p.fixed_ips.iter().copied());
+                    }
+                    _ => merged.push(p),
+                }
+            }
+            *ports = merged;
+        }
+        let keep: HashMap<String, Port> = self
+            .router_ports
+            .values()
+            .flatten()
+            .map(|p| (p.id.to_string(), p.clone()))
+            .collect();
+        for ports in self.ports_by_network.values_mut() {
+            ports.retain_mut(|p| {
+                if p.device_owner != OWNER_ROUTER_INTERFACE {
+                    return true;
+                }
+                match keep.get(&p.id.to_string()) {
+                    Some(m) => {
+                        p.fixed_ips.clone_from(&m.fixed_ips);
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
     }
 
     /// Places every router that has interfaces and is up: the tag first, then where it was,

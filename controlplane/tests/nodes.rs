@@ -265,10 +265,18 @@ async fn agents_get_their_own_configuration_and_deltas() {
             json!({"subnet": {"network_id": net2, "ip_version": 4, "cidr": "10.0.1.0/24"}}),
         )
         .await["subnet"]["id"]);
+    // An IPv6 subnet on net1 too: Neutron gives the router a second port on net1.
+    let sub1v6 = s(&neutron
+        .post(
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": net1, "ip_version": 6, "cidr": "fd00:a::/64",
+                   "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}}),
+        )
+        .await["subnet"]["id"]);
     let router = s(&neutron
         .post("/v2.0/routers", json!({"router": {"name": "r1"}}))
         .await["router"]["id"]);
-    for sub in [&sub1, &sub2] {
+    for sub in [&sub1, &sub1v6, &sub2] {
         neutron
             .put(
                 &format!("/v2.0/routers/{router}/add_router_interface"),
@@ -310,16 +318,14 @@ async fn agents_get_their_own_configuration_and_deltas() {
     assert_eq!(cfg1.ports.len(), 1, "{cfg1:?}");
     assert_eq!(cfg1.ports[0].name, p1_id);
     assert_eq!(cfg1.ports[0].interface, format!("tap{}", &p1_id[..11]));
-    assert_eq!(
-        cfg1.ports[0].ips,
-        vec![
-            p1["fixed_ips"][0]["ip_address"]
-                .as_str()
-                .unwrap()
-                .parse::<std::net::IpAddr>()
-                .unwrap()
-        ]
-    );
+    let p1_ips: Vec<std::net::IpAddr> = p1["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["ip_address"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(p1_ips.len(), 2, "IPv4 and SLAAC: {p1}");
+    assert_eq!(cfg1.ports[0].ips, p1_ips);
     assert_eq!(cfg1.segments.len(), 1);
     let seg = &cfg1.segments[0];
     assert_eq!(seg.name, net1);
@@ -352,7 +358,15 @@ async fn agents_get_their_own_configuration_and_deltas() {
     };
     assert_eq!(rcfg.routers.len(), 1);
     assert_eq!(rcfg.routers[0].name, router);
+    // One interface per network: net1's two router ports are merged.
     assert_eq!(rcfg.routers[0].interfaces.len(), 2);
+    assert!(
+        rcfg.routers[0]
+            .interfaces
+            .iter()
+            .any(|i| i.addresses.len() == 2),
+        "{rcfg:?}"
+    );
     assert_eq!(rcfg.remote_bindings.len(), 2);
     assert_eq!(rcfg.remote_vteps.len(), 2);
     assert!(rcfg.ports.is_empty());
