@@ -11,6 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 ./scripts/install-deps.sh
+# The openstack CLI (a virtualenv; also PostgreSQL for test-api.sh): tests/cloud.rs drives the
+# controller with it.
+WEFT_OPENSTACK="$(./scripts/install-api-deps.sh)/bin/openstack"
+export WEFT_OPENSTACK
 
 cargo build --workspace --all-targets
 # The end-to-end tests share two CPU cores with the agents they start: run test binaries with
