@@ -149,9 +149,6 @@ pub struct Pipeline {
     counters: Counters,
     next_aging: Timestamp,
     l3: L3State,
-    /// What the look-ahead reads of the last batch added up to: kept so that the reads are not
-    /// optimised away (see [`Pipeline::process`]).
-    touched: u8,
 }
 
 impl Pipeline {
@@ -165,7 +162,6 @@ impl Pipeline {
             counters: Counters::default(),
             next_aging: Timestamp::ZERO,
             l3,
-            touched: 0,
         }
     }
 
@@ -265,16 +261,7 @@ impl Pipeline {
             &mut out.generated,
             now,
         );
-        let pkts = batch.packets_mut();
-        let mut touched = 0u8;
-        for i in 0..pkts.len() {
-            // Read the next packet's first byte now: its cache miss, if any, overlaps this
-            // packet's work instead of stalling the next one (a portable stand-in for a prefetch
-            // instruction, which safe Rust does not offer).
-            if let Some(next) = pkts.get(i + 1) {
-                touched ^= next.data().first().copied().unwrap_or(0);
-            }
-            let pkt = &mut pkts[i];
+        for pkt in batch.packets_mut() {
             let r = match pkt.meta.source {
                 Source::Port(p) => ctx.port_input(p, pkt),
                 Source::Underlay(src) => ctx.underlay_input(src, pkt),
@@ -283,7 +270,6 @@ impl Pipeline {
             let a = ctx.finish(r);
             out.actions.push(a);
         }
-        self.touched = touched;
     }
 }
 
