@@ -3,6 +3,8 @@
 use weft_dataplane::pipeline::{Action, Output, Pipeline};
 use weft_dataplane::{Batch, BufPool, Timestamp};
 
+use crate::tsc;
+
 use crate::fixtures::{
     decap_batch, encap_batch, l2_tables, l3_tables, restore_decap, restore_encap, restore_routed,
     route_batches,
@@ -100,19 +102,27 @@ pub fn all_cases() -> Vec<Case> {
 
 impl Case {
     /// Processes the next batch once and puts it back as it was (the restore moves each
-    /// packet's start by 8 bytes, or rewrites the few bytes routing changed: included in every
-    /// figure).
+    /// packet's start by 8 bytes, or rewrites the few bytes routing changed).
     #[inline]
     pub fn run_once(&mut self) {
+        self.run_once_timed();
+    }
+
+    /// [`Case::run_once`], returning the TSC ticks spent in `Pipeline::process` alone: the
+    /// restore is the bench's bookkeeping, not the pipeline's work, and is not counted.
+    #[inline]
+    pub fn run_once_timed(&mut self) -> u64 {
         let n = self.batches.len();
         let batch = &mut self.batches[self.next];
         self.next = (self.next + 1) % n;
+        let t0 = tsc::rdtsc();
         self.pipeline.process(
             Timestamp(1_000_000_000),
             batch,
             &mut self.pool,
             &mut self.out,
         );
+        let ticks = tsc::rdtsc().wrapping_sub(t0);
         std::hint::black_box(&self.out.actions);
         match self.dir {
             Dir::Decap => restore_decap(batch),
@@ -120,6 +130,7 @@ impl Case {
             Dir::Route4 => restore_routed(batch, false),
             Dir::Route6 => restore_routed(batch, true),
         }
+        ticks
     }
 
     /// How many distinct batches the case rotates over ([`Case::check`] runs each once).

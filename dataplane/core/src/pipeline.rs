@@ -285,7 +285,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Timestamp,
     now_s: u32,
     last_vtep: Option<(IpAddr, VtepIdx)>,
-    last_vni: Option<(u32, SegIdx)>,
+    /// The last VNI accepted: its segment, for the VTEP it came from (checked to serve it).
+    last_vni: Option<(u32, VtepIdx, SegIdx)>,
     /// The last (FDB key, place) found already known by `learn`: the same source again needs no
     /// FDB access (its entry was refreshed this batch, and `now` is the same).
     last_learned: Option<(u64, FdbDest)>,
@@ -422,7 +423,7 @@ impl<'a> Ctx<'a> {
                 return r;
             }
         }
-        self.l2_deliver(seg, pkt, l2.dst, From::Port(idx), 0)
+        self.l2_forward(seg, pkt, &l2, From::Port(idx))
     }
 
     /// Hands a control packet from port `idx` to the service that answers it. `None` when no
@@ -481,7 +482,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Where `mac` lives in `seg`, through a one-entry cache.
-    #[inline]
+    #[inline(always)]
     fn lookup(&mut self, seg: SegIdx, mac: MacAddr) -> Option<FdbDest> {
         let key = fdb_key(seg, mac);
         for (k, d) in self.last_dst.iter().flatten() {
@@ -495,7 +496,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The configured binding of `ip` in `seg`, through a one-entry cache.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn binding(&mut self, seg: SegIdx, ip: IpAddr) -> Option<Binding> {
         if let Some((s, a, b)) = self.last_binding
             && s == seg
@@ -533,16 +534,16 @@ impl<'a> Ctx<'a> {
         }
         let vni = u32::from_be_bytes([0, hdr[4], hdr[5], hdr[6]]);
         let seg = match self.last_vni {
-            Some((n, s)) if n == vni => s,
+            Some((n, v, s)) if n == vni && v == vtep => s,
             _ => {
                 let s = t.segment_by_vni(vni).ok_or(DropReason::UnknownVni)?;
-                self.last_vni = Some((vni, s));
+                if !t.vtep_serves(vtep, s) {
+                    return Err(DropReason::VtepNotInSegment);
+                }
+                self.last_vni = Some((vni, vtep, s));
                 s
             }
         };
-        if !t.vtep_serves(vtep, seg) {
-            return Err(DropReason::VtepNotInSegment);
-        }
         // decap
         pkt.advance(VXLAN_HEADER_LEN);
         self.c.event(Event::Decapsulated);
@@ -556,14 +557,20 @@ impl<'a> Ctx<'a> {
         if let LearnOutcome::Conflict(_) = self.learn(seg, l2.src, FdbDest::Vtep(vtep)) {
             return Err(DropReason::RemoteMacConflict);
         }
-        // punt: address resolution for a router hosted here, asked from another node.
-        if !t.router_ifs.is_empty()
-            && matches!(l2.ethertype, EtherType::Arp | EtherType::Ipv6)
+        // punt: address resolution for a router hosted here, asked from another node (ARP, or
+        // ICMPv6 that may be a neighbour solicitation).
+        let resolution = match l2.ethertype {
+            EtherType::Arp => true,
+            EtherType::Ipv6 => pkt.data().get(l2.l3_offset + 6) == Some(&58),
+            _ => false,
+        };
+        if resolution
+            && !t.router_ifs.is_empty()
             && let Some(r) = self.answer_for_local_router(seg, &l2, pkt)
         {
             return r;
         }
-        self.l2_deliver(seg, pkt, l2.dst, From::Underlay, 0)
+        self.l2_forward(seg, pkt, &l2, From::Underlay)
     }
 
     /// ARP requests and neighbour solicitations from the underlay for an address of a router
@@ -611,7 +618,42 @@ impl<'a> Ctx<'a> {
         if dst.is_multicast() {
             return self.flood(seg, pkt, from);
         }
-        match self.lookup(seg, dst) {
+        let dest = self.lookup(seg, dst);
+        self.deliver_to(seg, pkt, dest, None, from, depth)
+    }
+
+    /// [`Ctx::l2_deliver`] for a frame that came in from a port or the underlay, whose Ethernet
+    /// header `l2` the input step has parsed: a router it is addressed to does not parse it again.
+    #[inline(always)]
+    fn l2_forward(
+        &mut self,
+        seg: SegIdx,
+        pkt: &mut PacketBuf,
+        l2: &L2Info,
+        from: From,
+    ) -> NodeResult {
+        if l2.dst.is_multicast() {
+            return self.flood(seg, pkt, from);
+        }
+        let dest = self.lookup(seg, l2.dst);
+        self.deliver_to(seg, pkt, dest, Some(l2), from, 0)
+    }
+
+    /// The second half of [`Ctx::l2_deliver`]: sends a unicast frame to `dest`, where its
+    /// destination MAC lives in `seg` (`None`: unknown, flooded). Callers that know `dest`
+    /// without the FDB (a next hop's configured binding: configured FDB entries are never
+    /// overridden) come here directly. `parsed` is the frame's Ethernet header, if already read.
+    #[inline(always)]
+    pub(crate) fn deliver_to(
+        &mut self,
+        seg: SegIdx,
+        pkt: &mut PacketBuf,
+        dest: Option<FdbDest>,
+        parsed: Option<&L2Info>,
+        from: From,
+        depth: u8,
+    ) -> NodeResult {
+        match dest {
             Some(FdbDest::Port(p)) if from == From::Port(p) => Err(DropReason::SamePort),
             Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
             Some(FdbDest::Vtep(_)) if from == From::Underlay => Err(DropReason::NotLocal),
@@ -623,7 +665,7 @@ impl<'a> Ctx<'a> {
             Some(FdbDest::Router(r)) if from == From::Router(r) || depth >= 2 => {
                 Err(DropReason::RoutingLoop)
             }
-            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, depth + 1),
+            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, parsed, depth + 1),
             None => {
                 self.c.event(Event::UnknownUnicast);
                 self.flood(seg, pkt, from)
@@ -662,7 +704,7 @@ fn check_mtu(t: &Tables, seg: SegIdx, frame_len: usize, l2: &L2Info) -> Result<(
 }
 
 /// Writes the segment's VXLAN header into the headroom.
-#[inline]
+#[inline(always)]
 fn encap(t: &Tables, seg: SegIdx, pkt: &mut PacketBuf) -> Result<(), DropReason> {
     let hdr = pkt.prepend(VXLAN_HEADER_LEN).ok_or(DropReason::NoBuffer)?;
     hdr.copy_from_slice(&t.segments[seg.get()].vxlan_header);

@@ -34,7 +34,7 @@ use crate::tables::{FdbDest, Local4, RouterIf};
 use crate::wire::MacAddr;
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::checksum;
-use crate::wire::ethernet::{EtherType, parse_l2};
+use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::ip::IpProtocol;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::ipv6::Ipv6Packet;
@@ -81,12 +81,11 @@ fn header_checksum_ok(b: &[u8], hl: usize) -> bool {
     }
 }
 
+/// Not unspecified, loopback (127/8), multicast (224/4), reserved (240/4) or broadcast.
+#[inline]
 fn unicast_v4(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified()
-        || a.is_multicast()
-        || a.is_broadcast()
-        || a.is_loopback()
-        || a.octets()[0] >= 240)
+    let first = a.octets()[0];
+    !a.is_unspecified() && first != 127 && first < 224
 }
 
 fn write_eth(b: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
@@ -161,9 +160,20 @@ fn source_routed(opts: &[u8]) -> Result<bool, DropReason> {
 
 impl Ctx<'_> {
     /// A frame addressed to router interface `rif` (from a local port, the underlay, or another
-    /// router here).
-    pub(crate) fn l3_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, depth: u8) -> NodeResult {
-        let l2 = parse_l2(pkt.data()).map_err(wire_drop)?;
+    /// router here). `parsed` is its Ethernet header if the caller has read it. Kept out of
+    /// line so that the L2 delivery that calls it stays small enough to inline.
+    #[inline(never)]
+    pub(crate) fn l3_input(
+        &mut self,
+        rif: RifIdx,
+        pkt: &mut PacketBuf,
+        parsed: Option<&L2Info>,
+        depth: u8,
+    ) -> NodeResult {
+        let l2 = match parsed {
+            Some(l2) => *l2,
+            None => parse_l2(pkt.data()).map_err(wire_drop)?,
+        };
         if l2.tags != 0 {
             return Err(DropReason::VlanTagged);
         }
@@ -176,6 +186,7 @@ impl Ctx<'_> {
     }
 
     /// ARP addressed to the router: news about a neighbour it is resolving.
+    #[inline(never)]
     fn arp_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize) -> NodeResult {
         let arp = ArpPacket::new_checked(pkt.data().get(l3..).ok_or(DropReason::Truncated)?)
             .map_err(wire_drop)?;
@@ -202,7 +213,7 @@ impl Ctx<'_> {
             self.c.event(Event::NeighborResolved);
         }
         for mut h in release.drain(..) {
-            let r = self.send_routed(&mut h.buf, rif, mac, 0);
+            let r = self.send_routed(&mut h.buf, rif, mac, None, 0);
             self.emit(h.buf, r);
         }
         self.l3.release = release;
@@ -210,30 +221,37 @@ impl Ctx<'_> {
 
     // ---- IPv4 --------------------------------------------------------------------------------
 
+    #[inline(always)]
     fn ip4_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
-        let (src, dst, ttl, total, df, frag_off, proto, hl) = {
+        // The fixed header, read once; its fields below come from this copy.
+        let (h, hl) = {
             let bytes = pkt.data().get(l3..).ok_or(DropReason::Truncated)?;
             let ip = Ipv4Packet::new_checked(bytes).map_err(wire_drop)?;
-            if !header_checksum_ok(bytes, ip.header_len()) {
+            let hl = ip.header_len();
+            let h = *ip.fixed_header();
+            let sum_ok = if hl == 20 {
+                checksum::ipv4_header_ok(&h)
+            } else {
+                header_checksum_ok(bytes, hl)
+            };
+            if !sum_ok {
                 return Err(DropReason::BadChecksum);
             }
-            if ip.header_len() > 20 && source_routed(ip.options())? {
+            if hl > 20 && source_routed(ip.options())? {
                 return Err(DropReason::SourceRouted);
             }
-            (
-                ip.src_addr(),
-                ip.dst_addr(),
-                ip.hop_limit(),
-                usize::from(ip.total_len()),
-                ip.dont_frag(),
-                ip.frag_offset(),
-                ip.next_header(),
-                ip.header_len(),
-            )
+            (h, hl)
         };
+        let ip = Ipv4Packet::new_unchecked(&h[..]);
+        let (src, dst, ttl, total) = (
+            ip.src_addr(),
+            ip.dst_addr(),
+            ip.hop_limit(),
+            usize::from(ip.total_len()),
+        );
         // Ethernet padding is not part of the packet.
         pkt.set_len(l3 + total);
         if !unicast_v4(src) {
@@ -241,6 +259,7 @@ impl Ctx<'_> {
         }
         match router.local_v4(dst) {
             Some(Local4::Own(owner)) => {
+                let (proto, frag_off) = (ip.next_header(), ip.frag_offset());
                 return self.local4(rif, owner, pkt, l3, proto, frag_off, hl, depth);
             }
             Some(Local4::DirectedBroadcast) => return Err(DropReason::NotRoutable),
@@ -271,7 +290,7 @@ impl Ctx<'_> {
         };
         let egress = &t.router_ifs[route.rif.get()];
         let mtu = usize::try_from(egress.mtu).unwrap_or(usize::MAX);
-        if total > mtu && df {
+        if total > mtu && ip.dont_frag() {
             let m = u16::try_from(egress.mtu).unwrap_or(u16::MAX);
             return self.icmp4_error(
                 rif,
@@ -284,18 +303,19 @@ impl Ctx<'_> {
         }
         // TTL - 1, checksum updated incrementally (RFC 1624).
         {
-            let d = &mut pkt.data_mut()[l3..];
-            let old = u16::from_be_bytes([d[8], d[9]]);
-            d[8] = ttl - 1;
-            let new = u16::from_be_bytes([d[8], d[9]]);
-            let c = checksum::update16(u16::from_be_bytes([d[10], d[11]]), old, new);
-            d[10..12].copy_from_slice(&c.to_be_bytes());
+            let old = u16::from_be_bytes([ttl, h[9]]);
+            let new = u16::from_be_bytes([ttl - 1, h[9]]);
+            let c = checksum::update16(ip.checksum(), old, new);
+            let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
+            ip.set_hop_limit(ttl - 1);
+            ip.set_checksum(c);
         }
         self.c.event(Event::Routed);
         let nexthop = route.nexthop.unwrap_or(IpAddr::V4(dst));
         self.resolve_and_send(pkt, rif, route.rif, nexthop, depth)
     }
 
+    #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn local4(
         &mut self,
@@ -360,6 +380,8 @@ impl Ctx<'_> {
 
     /// Turns the packet into the ICMPv4 error for it, sent back to the previous hop through
     /// `rif`. `reason` is counted as the original packet's drop either way.
+    #[cold]
+    #[inline(never)]
     fn icmp4_error(
         &mut self,
         rif: RifIdx,
@@ -433,6 +455,7 @@ impl Ctx<'_> {
 
     // ---- IPv6 --------------------------------------------------------------------------------
 
+    #[inline(always)]
     fn ip6_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
@@ -501,6 +524,7 @@ impl Ctx<'_> {
         self.resolve_and_send(pkt, rif, route.rif, nexthop, depth)
     }
 
+    #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn local6(
         &mut self,
@@ -607,6 +631,8 @@ impl Ctx<'_> {
     }
 
     /// Turns the packet into the ICMPv6 error for it, sent back to the previous hop.
+    #[cold]
+    #[inline(never)]
     fn icmp6_error(
         &mut self,
         rif: RifIdx,
@@ -684,6 +710,7 @@ impl Ctx<'_> {
 
     /// Finds the next hop's MAC (configured bindings first, then the cache) and sends the
     /// packet; or holds it and probes for the MAC (the probe goes out in the packet's place).
+    #[inline(always)]
     fn resolve_and_send(
         &mut self,
         pkt: &mut PacketBuf,
@@ -692,20 +719,35 @@ impl Ctx<'_> {
         nexthop: IpAddr,
         depth: u8,
     ) -> NodeResult {
-        let t = self.t;
-        let iface = &t.router_ifs[egress.get()];
-        let bound = self.binding(iface.seg, nexthop);
+        let seg = self.t.router_ifs[egress.get()].seg;
+        match self.binding(seg, nexthop) {
+            // A configured binding says where its MAC lives, as the FDB would.
+            Some(b) if b.owner != FdbDest::Router(egress) => {
+                self.send_routed(pkt, egress, b.mac, Some(b.owner), depth)
+            }
+            Some(_) => Err(DropReason::RoutingLoop),
+            None => self.resolve_dynamic(pkt, ingress, egress, nexthop, depth),
+        }
+    }
+
+    /// [`Ctx::resolve_and_send`] for a next hop without a configured binding: the neighbour
+    /// cache, else hold and probe.
+    #[inline(never)]
+    fn resolve_dynamic(
+        &mut self,
+        pkt: &mut PacketBuf,
+        ingress: RifIdx,
+        egress: RifIdx,
+        nexthop: IpAddr,
+        depth: u8,
+    ) -> NodeResult {
+        let iface = &self.t.router_ifs[egress.get()];
         let key = NeighKey {
             rif: egress,
             addr: nexthop,
         };
-        let mac = match bound {
-            Some(b) if b.owner != FdbDest::Router(egress) => Some(b.mac),
-            Some(_) => return Err(DropReason::RoutingLoop),
-            None => self.l3.neighbors.lookup(key, self.now),
-        };
-        if let Some(mac) = mac {
-            return self.send_routed(pkt, egress, mac, depth);
+        if let Some(mac) = self.l3.neighbors.lookup(key, self.now) {
+            return self.send_routed(pkt, egress, mac, None, depth);
         }
         match self.l3.neighbors.miss(key, iface.router, self.now) {
             Miss::Full => Err(DropReason::NeighborTableFull),
@@ -730,12 +772,15 @@ impl Ctx<'_> {
 
     /// Writes the routed packet's Ethernet header for `mac` and delivers it on `egress`'s
     /// segment, fragmenting an IPv4 packet larger than the interface's MTU (the forwarding checks
-    /// only let those without DF through).
+    /// only let those without DF through). `owner`, if known, is where `mac` lives in that
+    /// segment (from a configured binding: no FDB lookup).
+    #[inline(always)]
     pub(crate) fn send_routed(
         &mut self,
         pkt: &mut PacketBuf,
         egress: RifIdx,
         mac: MacAddr,
+        owner: Option<FdbDest>,
         depth: u8,
     ) -> NodeResult {
         let iface = &self.t.router_ifs[egress.get()];
@@ -756,12 +801,19 @@ impl Ctx<'_> {
         if is_v4 && pkt.len() - ETH > mtu {
             return self.fragment4(pkt, egress, mac, mtu, depth);
         }
-        self.l2_deliver(seg, pkt, mac, From::Router(egress), depth)
+        match owner {
+            Some(dest) if !mac.is_multicast() => {
+                self.deliver_to(seg, pkt, Some(dest), None, From::Router(egress), depth)
+            }
+            _ => self.l2_deliver(seg, pkt, mac, From::Router(egress), depth),
+        }
     }
 
     /// Splits an IPv4 packet into fragments of at most `mtu` bytes (RFC 791): the first stays in
     /// `pkt`, the others are made from the pool and go out through `generated`. Options marked
     /// "copied" are repeated in every fragment.
+    #[cold]
+    #[inline(never)]
     fn fragment4(
         &mut self,
         pkt: &mut PacketBuf,

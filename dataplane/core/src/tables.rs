@@ -289,7 +289,7 @@ impl Router {
     }
 
     /// The route for IPv4 destination `a`.
-    #[inline]
+    #[inline(always)]
     pub fn route_v4(&self, a: Ipv4Addr) -> Option<Route> {
         self.fib4
             .lookup(a)
@@ -297,7 +297,7 @@ impl Router {
     }
 
     /// The route for IPv6 destination `a`.
-    #[inline]
+    #[inline(always)]
     pub fn route_v6(&self, a: Ipv6Addr) -> Option<Route> {
         self.fib6
             .lookup(a)

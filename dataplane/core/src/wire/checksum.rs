@@ -82,6 +82,14 @@ pub fn fold(sum: u32) -> u16 {
     fold64(u64::from(sum))
 }
 
+/// Whether an IPv4 header without options (20 bytes, checksum field included) is valid:
+/// `finish(sum(h, 0)) == 0`, summed as five 32-bit words.
+#[inline(always)]
+pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    fold64(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xffff
+}
+
 /// The checksum field value for a partial sum: `!fold(sum)`.
 #[inline]
 pub fn finish(sum: u32) -> u16 {
@@ -206,6 +214,27 @@ mod tests {
         with[..8].copy_from_slice(&data);
         with[8..].copy_from_slice(&0x220du16.to_be_bytes());
         assert_eq!(finish(sum(&with, 0)), 0);
+    }
+
+    #[test]
+    fn ipv4_header_check_agrees_with_the_general_sum() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let mut h = [0u8; 20];
+        for _ in 0..2000 {
+            rng.bytes(&mut h);
+            // Half of them with a correct checksum field, half as they come.
+            if rng.next() & 1 == 0 {
+                h[10..12].fill(0);
+                let c = finish(sum(&h, 0));
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            assert_eq!(ipv4_header_ok(&h), finish(sum(&h, 0)) == 0, "{h:02x?}");
+        }
+        // A zero field that makes the sum 0xffff, and an all-zero header (sum 0: invalid).
+        let mut h = [0u8; 20];
+        assert!(!ipv4_header_ok(&h));
+        h[10..12].copy_from_slice(&[0xff, 0xff]);
+        assert!(ipv4_header_ok(&h));
     }
 
     #[test]

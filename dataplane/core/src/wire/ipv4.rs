@@ -105,6 +105,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer
     }
 
+    /// The fixed part of the header (the first 20 bytes, options excluded); all zeros if the
+    /// buffer is shorter (never, on a checked view).
+    #[inline]
+    pub fn fixed_header(&self) -> &[u8; HEADER_LEN] {
+        self.buffer
+            .as_ref()
+            .first_chunk()
+            .unwrap_or(&[0; HEADER_LEN])
+    }
+
     /// Version (4).
     #[inline]
     pub fn version(&self) -> u8 {
