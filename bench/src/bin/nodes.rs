@@ -29,11 +29,15 @@
 //! (own port by id, remote binding by MAC). Missing ones after 60 s are failures.
 //!
 //! **memory**: N nodes registered (no watchers, no agents), the same networks and routers,
-//! then P ports bound round robin in bulk requests; this process's `VmRSS` before and after
-//! (controller, store pool, compiler and hub with every node's configuration and deltas; the
-//! HTTP client that creates the ports is the only other thing in the process).
+//! then P ports bound round robin in bulk requests of 100; this process's `VmRSS` before and
+//! after the compiler has caught up (controller, SQLite's page caches, compiler and hub with
+//! every node's configuration and deltas; the HTTP client that creates the ports is the only
+//! other thing in the process), and again after `malloc_trim` (what is live, without the
+//! freed memory the allocator keeps). Then, for scale: the compiled configurations' JSON size,
+//! and what one store snapshot and one compilation of every node cost at this size.
 //!
-//! Prints one JSON object on stdout and a summary on stderr.
+//! Prints one JSON object on stdout and a summary on stderr; exits with 3 when a port never
+//! reached a node it affects (after printing the figures), so that `--quick` is a smoke test.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1092,6 +1096,13 @@ fn main() {
         Ok(v) => {
             eprintln!("{}", summary_line(&v));
             println!("{v}");
+            let failed = ["sequential", "concurrent"]
+                .iter()
+                .any(|ph| v[ph]["failures"].as_u64().is_some_and(|f| f > 0));
+            if failed {
+                eprintln!("weft-bench-nodes: some ports never reached a node they affect");
+                std::process::exit(3);
+            }
         }
         Err(e) => {
             eprintln!("weft-bench-nodes: {e}");
