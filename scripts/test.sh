@@ -25,6 +25,10 @@ cargo test --workspace --lib --bins --tests -- --test-threads 2
 ./scripts/test-api.sh
 # Benches in criterion's test mode: every case once, checking it runs and forwards as expected.
 cargo test -p weft-bench --benches
+# Control plane to agents (issue 6), a few seconds: 2 agent processes get 50 ports, and the
+# memory phase with 1000 ports; fails if a port never reaches a node it affects.
+target/debug/weft-bench-nodes latency --quick >/dev/null
+target/debug/weft-bench-nodes memory --quick >/dev/null
 
 
 ./scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"

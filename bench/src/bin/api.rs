@@ -9,14 +9,10 @@
 //! process. Default database: a fresh SQLite file in a temporary directory. Prints one JSON
 //! object with the figures.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use weft_controlplane::api::ApiConfig;
-use weft_controlplane::auth::AuthConfig;
-use weft_controlplane::model::ProjectId;
-use weft_controlplane::store::StoreOptions;
-use weft_controlplane::{ControllerConfig, Server};
+use weft_bench::controller::{Controller, network, pct, post};
 
 struct Args {
     db: Option<String>,
@@ -49,84 +45,20 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-async fn post(c: &reqwest::Client, url: &str, body: Value) -> Result<Value, String> {
-    let r = c
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = r.status();
-    let v: Value = r.json().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{status}: {v}"));
-    }
-    Ok(v)
-}
-
-/// The nearest-rank percentile `per_mille`/1000 of sorted latencies, in milliseconds.
-fn pct(sorted: &[Duration], per_mille: usize) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = (sorted.len() - 1) * per_mille.min(1000) / 1000;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-async fn network(
-    c: &reqwest::Client,
-    base: &str,
-    name: &str,
-    cidr: &str,
-) -> Result<String, String> {
-    let v = post(
-        c,
-        &format!("{base}/v2.0/networks"),
-        json!({"network": {"name": name}}),
-    )
-    .await?;
-    let net = v["network"]["id"]
-        .as_str()
-        .ok_or("no network id")?
-        .to_owned();
-    post(
-        c,
-        &format!("{base}/v2.0/subnets"),
-        json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": cidr}}),
-    )
-    .await?;
-    Ok(net)
-}
-
 async fn run(a: Args) -> Result<Value, String> {
     let dir = std::env::temp_dir().join(format!("weft-bench-api-{}", std::process::id()));
     let db =
         a.db.clone()
             .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
-    let server = Server::bind(ControllerConfig {
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        db_url: db.clone(),
-        auth: AuthConfig::NoAuth(ProjectId::new("bench").map_err(|e| e.to_string())?),
-        api: ApiConfig::default(),
-        store: StoreOptions {
-            max_connections: 32,
-        },
-        node_api: None,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let base = format!("http://{}", server.local_addr().map_err(|e| e.to_string())?);
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let ctl = Controller::start(&db, None, 32).await?;
+    let base = ctl.base.clone();
     let c = reqwest::Client::builder()
         .pool_max_idle_per_host(a.clients)
         .build()
         .map_err(|e| e.to_string())?;
 
     // 1. Port creation throughput and latency, C concurrent clients, N ports on a /16.
-    let net = network(&c, &base, "bench", "10.0.0.0/16").await?;
+    let (net, _) = network(&c, &base, "bench", "10.0.0.0/16").await?;
     let per = a.ports.div_ceil(a.clients.max(1));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -153,7 +85,7 @@ async fn run(a: Args) -> Result<Value, String> {
     let created = lat.len();
 
     // 2. Allocation in a nearly full /16: fill with bulk requests, then time single creations.
-    let full = network(&c, &base, "full", "10.1.0.0/16").await?;
+    let (full, _) = network(&c, &base, "full", "10.1.0.0/16").await?;
     let fill_start = Instant::now();
     let mut left = a.fill;
     while left > 0 {
@@ -176,8 +108,7 @@ async fn run(a: Args) -> Result<Value, String> {
     }
     nearly.sort();
 
-    let _ = stop.send(());
-    let _ = task.await;
+    ctl.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(json!({
         "backend": if db.starts_with("postgres") { "postgresql" } else { "sqlite" },
