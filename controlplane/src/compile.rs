@@ -478,33 +478,27 @@ fn subnet(s: &Subnet, has_router: bool) -> SubnetConfig {
     }
 }
 
-/// A node whose configuration changed, with what it is now.
+/// A node the compiler recompiled, with its configuration (possibly equal to the previous one:
+/// [`crate::nodeapi::Hub::publish`] keeps only real changes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compiled {
     /// The node.
     pub node: String,
-    /// Its new configuration (its `revision` is the snapshot's).
+    /// Its configuration (its `revision` is the snapshot's).
     pub config: NodeConfig,
 }
 
-/// The compiler's state between two snapshots.
+/// The compiler's state between two snapshots: the index of the last one (the nodes'
+/// configurations live in the hub only).
 #[derive(Debug, Default)]
 pub struct Compiler {
     index: Option<Index>,
-    configs: BTreeMap<String, NodeConfig>,
-    /// Nodes compiled by the last update (for tests and metrics).
-    pub last_compiled: usize,
 }
 
 impl Compiler {
     /// A compiler that has seen nothing.
     pub fn new() -> Compiler {
         Compiler::default()
-    }
-
-    /// The current configuration of `node`, if it is registered.
-    pub fn config(&self, node: &str) -> Option<&NodeConfig> {
-        self.configs.get(node)
     }
 
     /// Where each placed router runs.
@@ -516,8 +510,8 @@ impl Compiler {
     }
 
     /// Takes the state as of `snap` and the changes since the previous update (`None`: unknown,
-    /// recompile everything). Returns the nodes whose configuration changed, each with its new
-    /// configuration; a node that is gone has none and is dropped.
+    /// recompile everything). Returns every node it recompiled whose configuration validates,
+    /// with that configuration.
     pub fn update(&mut self, snap: &Snapshot, changes: Option<&[RevisionRecord]>) -> Vec<Compiled> {
         let previous_placement = self.placement();
         let new = Index::build(snap, &previous_placement);
@@ -560,33 +554,22 @@ impl Compiler {
             }
             _ => new.nodes.keys().cloned().collect(),
         };
-        let mut out = Vec::new();
-        self.configs.retain(|n, _| new.nodes.contains_key(n));
+        let mut out = Vec::with_capacity(targets.len());
         for name in &targets {
             let Some(node) = new.nodes.get(name) else {
                 continue;
             };
-            let mut cfg = new.compile(node, revision);
+            let cfg = new.compile(node, revision);
             if let Err(e) = cfg.validate() {
                 tracing::error!(node = %name, revision, error = %e,
                     "compiled configuration does not validate; the node keeps its previous one");
                 continue;
             }
-            let unchanged = self.configs.get(name).is_some_and(|old| {
-                cfg.revision = old.revision;
-                *old == cfg
-            });
-            if unchanged {
-                continue;
-            }
-            cfg.revision = revision;
-            self.configs.insert(name.clone(), cfg.clone());
             out.push(Compiled {
                 node: name.clone(),
                 config: cfg,
             });
         }
-        self.last_compiled = targets.len();
         self.index = Some(new);
         out
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  store commit ─► watch(latest revision) ─► compile task: snapshot + change records
-//!                                              │ Compiler::update → nodes that changed
+//!                                              │ Compiler::update → nodes recompiled
 //!                                              ▼
 //!                                   Hub: per node, the current configuration, a bounded log
 //!                                   of deltas (pre-serialized lines), a watch of its revision
@@ -113,13 +113,22 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes the compiler's output for one store revision.
-    pub fn publish(&self, store_revision: u64, changed: Vec<Compiled>) {
+    /// Takes the compiler's output for one store revision. A configuration equal to the node's
+    /// current one (but for the revision) changes nothing: the node keeps its revision and its
+    /// streams send nothing. Returns how many nodes changed.
+    pub fn publish(&self, store_revision: u64, compiled: Vec<Compiled>) -> usize {
+        let mut changed = 0;
         let mut nodes = self.lock();
-        for Compiled { node, config } in changed {
+        for Compiled { node, mut config } in compiled {
             let rev = config.revision;
             match nodes.get_mut(&node) {
                 Some(st) => {
+                    config.revision = st.config.revision;
+                    if *st.config == config {
+                        continue;
+                    }
+                    config.revision = rev;
+                    changed += 1;
                     match config_delta::diff(&st.config, &config) {
                         Some(delta) => {
                             let line = WatchMessage::Delta {
@@ -140,6 +149,7 @@ impl Hub {
                     st.revision.send_replace(rev);
                 }
                 None => {
+                    changed += 1;
                     nodes.insert(
                         node,
                         NodeState {
@@ -159,6 +169,7 @@ impl Hub {
             }
             newer
         });
+        changed
     }
 
     /// The node's current configuration.
@@ -220,16 +231,17 @@ pub async fn compile_loop(store: Store, hub: Arc<Hub>, mut shutdown: watch::Rece
     loop {
         let seen = *latest.borrow_and_update();
         match compile_once(&store, &mut compiler, last).await {
-            Ok((rev, changed)) => {
-                if !changed.is_empty() {
+            Ok((rev, compiled)) => {
+                let n = compiled.len();
+                let changed = hub.publish(rev, compiled);
+                if changed > 0 {
                     tracing::info!(
                         revision = rev,
-                        nodes = changed.len(),
-                        compiled = compiler.last_compiled,
+                        nodes = changed,
+                        compiled = n,
                         "node configurations changed"
                     );
                 }
-                hub.publish(rev, changed);
                 last = Some(rev);
             }
             Err(e) => {

@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use weft_controlplane::api::ApiConfig;
 use weft_controlplane::auth::AuthConfig;
+use weft_controlplane::compile::Compiler;
 use weft_controlplane::model::ProjectId;
 use weft_controlplane::nodeapi::WatchMessage;
 use weft_controlplane::pki::{self, Subject};
@@ -157,6 +158,7 @@ async fn agents_get_their_own_configuration_and_deltas() {
     let api_addr: SocketAddr = server.local_addr().unwrap();
     let node_addr = server.node_addr().unwrap();
     let hub = server.hub();
+    let store = server.store();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
@@ -397,10 +399,32 @@ async fn agents_get_their_own_configuration_and_deltas() {
         "delta applied = what the controller has"
     );
 
-    // A change on net2 only does not touch hv1.
+    // A change on net2 only does not touch hv1: the compiler does not even recompile it (a
+    // compiler of our own, fed the same snapshots and change records as the controller's),
+    // and the hub keeps its revision.
+    let mut compiler = Compiler::new();
+    let before_snap = store.snapshot().await.unwrap();
+    assert_eq!(
+        compiler.update(&before_snap, None).len(),
+        3,
+        "first run: every node"
+    );
     let hv1_rev = hub.revisions()["hv1"];
     let hv2_rev = hub.revisions()["hv2"];
     let _p4 = neutron.port(&net2, "hv2").await;
+    let snap = store.snapshot().await.unwrap();
+    let records = store
+        .changes_since(before_snap.revision, 1000)
+        .await
+        .unwrap();
+    assert!(!records.is_empty());
+    let mut recompiled: Vec<String> = compiler
+        .update(&snap, Some(&records))
+        .into_iter()
+        .map(|c| c.node)
+        .collect();
+    recompiled.sort();
+    assert_eq!(recompiled, ["hv2", "rt1"], "only the nodes on net2");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while hub.revisions()["hv2"] == hv2_rev {
         assert!(tokio::time::Instant::now() < deadline, "hv2 recompiled");
