@@ -245,7 +245,7 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
         clouds,
         pki: pki_dir,
     };
-    let mut ctl_pid = c.start_controller();
+    let ctl_pid = c.start_controller();
 
     // The tenant's networks, as a cloud user creates them.
     c.os(&["network", "create", "net1"]);
@@ -314,7 +314,7 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
     c.lab.sysctl(&vm_a, "net.ipv6.conf.eth0.accept_ra=2");
     c.lab.sysctl(&vm_b, "net.ipv6.conf.eth0.accept_ra=2");
 
-    let mut hv1_pid = c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
+    let hv1_pid = c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
     c.start_agent("hv2", &hv2, "192.168.100.2", "hypervisor");
     c.start_agent("rt", &rt, "192.168.100.3", "router");
 
@@ -380,7 +380,7 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
         c.lab.stop(hv1_pid).is_some_and(|s| s.success()),
         "hv1 agent stops cleanly"
     );
-    hv1_pid = c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
+    c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
     assert!(
         c.lab.ping_until(&vm_a, &c_ip, 30),
         "restarted hv1 agent forwards from its saved state:\n{}",
@@ -389,10 +389,9 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
     assert!(c.lab.ping_until(&vm_a, &b_ip, 10));
 
     // Controller back; deleting vm-b's port cuts its traffic.
-    ctl_pid = c.start_controller();
+    c.start_controller();
     c.os_quiet(&["port", "delete", &b_id]);
     let cut = eventually(Duration::from_secs(30), || !c.lab.ping(&vm_a, &b_ip, 1));
     assert!(cut, "vm-b still reachable after its port was deleted");
     assert!(c.lab.ping(&vm_a, &c_ip, 2), "others keep working");
-    let _ = (hv1_pid, ctl_pid);
 }
