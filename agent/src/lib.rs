@@ -179,6 +179,8 @@ pub fn empty_config(opts: &ControllerOptions) -> NodeConfig {
         remote_vteps: Vec::new(),
         remote_bindings: Vec::new(),
         routers: Vec::new(),
+        security_groups: Vec::new(),
+        limits: Default::default(),
     }
 }
 

@@ -69,6 +69,8 @@ pub fn l2_config(remote_macs: usize) -> NodeConfig {
             port_security: true,
             allowed_address_pairs: vec![],
             hostname: None,
+            security_groups: vec![],
+            project: String::new(),
         }],
         remote_vteps: vec![RemoteVtepConfig {
             ip: IpAddr::V4(REMOTE_VTEP),
@@ -83,6 +85,8 @@ pub fn l2_config(remote_macs: usize) -> NodeConfig {
             })
             .collect(),
         routers: vec![],
+        security_groups: vec![],
+        limits: Default::default(),
     }
 }
 
@@ -319,7 +323,13 @@ pub fn l3_config(routes: usize) -> NodeConfig {
                 },
             ],
             routes: route_cfgs,
+            project: String::new(),
+            gateway: None,
+            floating_ips: vec![],
+            port_forwardings: vec![],
         }],
+        security_groups: vec![],
+        limits: Default::default(),
     }
 }
 

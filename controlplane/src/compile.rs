@@ -252,6 +252,8 @@ impl Index {
             remote_vteps: Vec::new(),
             remote_bindings: Vec::new(),
             routers: Vec::new(),
+            security_groups: Vec::new(),
+            limits: Default::default(),
         };
         let empty = BTreeSet::new();
         let nets = self.node_networks.get(name).unwrap_or(&empty);
@@ -286,6 +288,8 @@ impl Index {
                                 })
                                 .collect(),
                             hostname: None,
+                            security_groups: Vec::new(),
+                            project: p.project_id.to_string(),
                         });
                     }
                     continue;
@@ -364,6 +368,7 @@ impl Index {
             gateway_mac,
             dns_domain: None,
             subnets,
+            uplink: None,
         }
     }
 
@@ -401,6 +406,10 @@ impl Index {
                     nexthop: x.nexthop,
                 })
                 .collect(),
+            project: r.project_id.to_string(),
+            gateway: None,
+            floating_ips: Vec::new(),
+            port_forwardings: Vec::new(),
         })
     }
 

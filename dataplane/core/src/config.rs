@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,111 @@ pub struct NodeConfig {
     /// Tenant routers hosted on this node.
     #[serde(default)]
     pub routers: Vec<RouterConfig>,
+    /// Security groups the ports refer to (`ports[].security_groups`), remote groups already
+    /// expanded into addresses by the controller.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupConfig>,
+    /// Connection-tracking and NAT table limits.
+    #[serde(default)]
+    pub limits: StateLimits,
+}
+
+/// Limits of the stateful tables (per worker), so that one tenant cannot exhaust another's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateLimits {
+    /// Connection-tracking entries on the node (security groups).
+    #[serde(default = "default_conntrack_max")]
+    pub conntrack_max: u32,
+    /// Connection-tracking entries one tenant (project) may hold.
+    #[serde(default = "default_conntrack_per_tenant")]
+    pub conntrack_per_tenant: u32,
+    /// SNAT sessions on the node.
+    #[serde(default = "default_nat_max")]
+    pub nat_max: u32,
+    /// SNAT sessions one router may hold.
+    #[serde(default = "default_nat_per_router")]
+    pub nat_per_router: u32,
+}
+
+impl Default for StateLimits {
+    fn default() -> StateLimits {
+        StateLimits {
+            conntrack_max: default_conntrack_max(),
+            conntrack_per_tenant: default_conntrack_per_tenant(),
+            nat_max: default_nat_max(),
+            nat_per_router: default_nat_per_router(),
+        }
+    }
+}
+
+fn default_conntrack_max() -> u32 {
+    1 << 20
+}
+fn default_conntrack_per_tenant() -> u32 {
+    1 << 18
+}
+fn default_nat_max() -> u32 {
+    1 << 20
+}
+fn default_nat_per_router() -> u32 {
+    1 << 17
+}
+
+/// A security group: a named set of rules (Neutron's semantics: stateful; a port with port
+/// security and no group allows nothing but the address-configuration traffic every port may
+/// send and receive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupConfig {
+    /// Identifier (e.g. the Neutron security group id), unique on the node.
+    pub name: String,
+    /// What it allows; anything else is denied.
+    #[serde(default)]
+    pub rules: Vec<SecurityRuleConfig>,
+}
+
+/// Which way a security group rule applies, seen from the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleDirection {
+    /// Traffic to the VM.
+    Ingress,
+    /// Traffic from the VM.
+    Egress,
+}
+
+/// The IP version a rule applies to (Neutron's `ethertype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RuleEtherType {
+    /// IPv4.
+    IPv4,
+    /// IPv6.
+    IPv6,
+}
+
+/// One security group rule: what it allows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRuleConfig {
+    /// Ingress (to the VM) or egress (from the VM).
+    pub direction: RuleDirection,
+    /// IPv4 or IPv6.
+    pub ethertype: RuleEtherType,
+    /// IP protocol number; any protocol when absent.
+    #[serde(default)]
+    pub protocol: Option<u8>,
+    /// TCP/UDP/SCTP/DCCP/UDP-Lite: the lowest destination port; ICMP/ICMPv6: the type.
+    #[serde(default)]
+    pub port_range_min: Option<u16>,
+    /// TCP/UDP/SCTP/DCCP/UDP-Lite: the highest destination port; ICMP/ICMPv6: the code.
+    #[serde(default)]
+    pub port_range_max: Option<u16>,
+    /// The other end's addresses (the source for ingress rules, the destination for egress
+    /// ones); any address when absent. The controller expands a remote group into the
+    /// addresses of its member ports, so an empty list (an empty group) matches nothing.
+    #[serde(default)]
+    pub remote: Option<Vec<IpNetwork>>,
 }
 
 /// This node's VTEP.
@@ -127,6 +232,11 @@ pub struct SegmentConfig {
     /// advertisements) hand out. Port addresses must lie in them when any are given.
     #[serde(default)]
     pub subnets: Vec<SubnetConfig>,
+    /// A provider (external) network reached through this host interface (plain Ethernet)
+    /// instead of VXLAN: its frames leave by the uplink and nothing of it goes to remote VTEPs.
+    /// Routers' gateways sit on such segments.
+    #[serde(default)]
+    pub uplink: Option<String>,
 }
 
 impl SegmentConfig {
@@ -139,6 +249,7 @@ impl SegmentConfig {
             gateway_mac: None,
             dns_domain: None,
             subnets: Vec::new(),
+            uplink: None,
         }
     }
 }
@@ -210,6 +321,68 @@ pub struct RouterConfig {
     /// Static and extra routes (Neutron's `routes`).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The tenant (project) owning the router.
+    #[serde(default)]
+    pub project: String,
+    /// Its gateway on an external network: SNAT, floating IPs and port forwarding.
+    #[serde(default)]
+    pub gateway: Option<GatewayConfig>,
+    /// Floating IPs: external addresses translated 1:1 to internal ones.
+    #[serde(default)]
+    pub floating_ips: Vec<FloatingIpConfig>,
+    /// Port forwardings: an external address and port to an internal address and port.
+    #[serde(default)]
+    pub port_forwardings: Vec<PortForwardingConfig>,
+}
+
+/// A router's gateway: its interface on an external (uplink) segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The external segment; one of the router's interfaces must be on it, with an IPv4
+    /// address (the SNAT address).
+    pub vni: Vni,
+    /// Translate the sources of the tenant's IPv4 traffic leaving by the gateway to the
+    /// gateway's address (Neutron's `enable_snat`). IPv6 is always routed without translation.
+    #[serde(default = "default_true")]
+    pub enable_snat: bool,
+}
+
+/// A floating IP: `external` (on the gateway's network) stands for `internal` (a VM's fixed
+/// address behind the router) both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloatingIpConfig {
+    /// The address outside hosts use.
+    pub external: Ipv4Addr,
+    /// The VM's fixed address.
+    pub internal: Ipv4Addr,
+}
+
+/// The transport protocols port forwarding applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A port forwarding (Neutron's floating IP port forwarding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForwardingConfig {
+    /// TCP or UDP.
+    pub protocol: ForwardProtocol,
+    /// The floating IP outside hosts use.
+    pub external: Ipv4Addr,
+    /// Its port.
+    pub external_port: u16,
+    /// The VM's fixed address.
+    pub internal: Ipv4Addr,
+    /// The VM's port.
+    pub internal_port: u16,
 }
 
 /// A router's interface on one segment.
@@ -254,6 +427,13 @@ pub struct PortConfig {
     /// Host name handed out by DHCP (option 12); `host-10-0-0-5` style when absent.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Security groups (names in `security_groups`) filtering the port's traffic when port
+    /// security is on. None: nothing but address configuration (DHCP, ND) passes.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// The tenant (project) owning the port: connection-tracking limits are per tenant.
+    #[serde(default)]
+    pub project: String,
 }
 
 /// An allowed address pair: an address or CIDR, and the MAC it may be used with (the port's own
@@ -417,6 +597,253 @@ impl Validator {
         self.check_uniqueness(c);
         self.check_gateways(c);
         self.check_limits(c);
+        self.check_security_groups(c);
+        self.check_uplinks(c);
+        self.check_nat(c);
+    }
+
+    fn check_security_groups(&mut self, c: &NodeConfig) {
+        let mut names = HashSet::new();
+        for (gi, g) in c.security_groups.iter().enumerate() {
+            if !names.insert(g.name.as_str()) {
+                self.bad(
+                    format!("security_groups[{gi}].name"),
+                    format!("{:?} is used twice", g.name),
+                );
+            }
+            for (ri, r) in g.rules.iter().enumerate() {
+                let f = |x: &str| format!("security_groups[{gi}].rules[{ri}].{x}");
+                let icmp = matches!(
+                    (r.protocol, r.ethertype),
+                    (Some(1), RuleEtherType::IPv4) | (Some(58), RuleEtherType::IPv6)
+                );
+                let ported = matches!(r.protocol, Some(6 | 17 | 33 | 132 | 136));
+                match (r.port_range_min, r.port_range_max) {
+                    (None, None) => {}
+                    (min, max) if icmp => {
+                        if min.is_none()
+                            || min.is_some_and(|t| t > 255)
+                            || max.is_some_and(|c| c > 255)
+                        {
+                            self.bad(
+                                f("port_range_min"),
+                                "for ICMP, port_range_min is the type (0-255) and port_range_max \
+                                 the code (0-255, only with a type)",
+                            );
+                        }
+                    }
+                    (Some(min), Some(max)) if ported => {
+                        if min == 0 || min > max {
+                            self.bad(
+                                f("port_range_min"),
+                                format!("{min}-{max} is not a port range (1-65535, min <= max)"),
+                            );
+                        }
+                    }
+                    _ if ported => {
+                        self.bad(f("port_range_max"), "give both ends of the port range");
+                    }
+                    _ => self.bad(
+                        f("port_range_min"),
+                        "port ranges apply only to TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP",
+                    ),
+                }
+                for (j, n) in r.remote.iter().flatten().enumerate() {
+                    let v4 = r.ethertype == RuleEtherType::IPv4;
+                    if n.is_ipv4() != v4 {
+                        self.bad(
+                            f(&format!("remote[{j}]")),
+                            format!("{n} does not match the rule's ethertype"),
+                        );
+                    }
+                }
+            }
+        }
+        for (pi, p) in c.ports.iter().enumerate() {
+            for (j, g) in p.security_groups.iter().enumerate() {
+                if !names.contains(g.as_str()) {
+                    self.bad(
+                        format!("ports[{pi}].security_groups[{j}]"),
+                        format!("no security group named {g:?}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_uplinks(&mut self, c: &NodeConfig) {
+        let mut ifaces: HashSet<&str> = c.ports.iter().map(|p| p.interface.as_str()).collect();
+        let mut uplinked = HashSet::new();
+        for (si, s) in c.segments.iter().enumerate() {
+            let Some(u) = &s.uplink else { continue };
+            uplinked.insert(s.vni);
+            if !valid_ifname(u) {
+                self.bad(
+                    format!("segments[{si}].uplink"),
+                    format!("{u:?} is not a valid interface name"),
+                );
+            }
+            if !ifaces.insert(u.as_str()) {
+                self.bad(
+                    format!("segments[{si}].uplink"),
+                    format!("interface {u:?} is already used by a port or another uplink"),
+                );
+            }
+        }
+        for (vi, v) in c.remote_vteps.iter().enumerate() {
+            for (j, vni) in v.vnis.iter().enumerate() {
+                if uplinked.contains(vni) {
+                    self.bad(
+                        format!("remote_vteps[{vi}].vnis[{j}]"),
+                        format!("VNI {vni} is reached through an uplink, not VXLAN"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_nat(&mut self, c: &NodeConfig) {
+        let mut externals: HashMap<Ipv4Addr, String> = HashMap::new();
+        for (ri, r) in c.routers.iter().enumerate() {
+            let f = |x: &str| format!("routers[{ri}].{x}");
+            let nat = !r.floating_ips.is_empty() || !r.port_forwardings.is_empty();
+            let Some(gw) = &r.gateway else {
+                if nat {
+                    self.bad(
+                        f("gateway"),
+                        "floating IPs and port forwardings need a gateway",
+                    );
+                }
+                continue;
+            };
+            let external = c
+                .segments
+                .iter()
+                .any(|s| s.vni == gw.vni && s.uplink.is_some());
+            if !external {
+                self.bad(
+                    f("gateway.vni"),
+                    format!("VNI {} is not a segment with an uplink", gw.vni),
+                );
+            }
+            let Some(gif) = r.interfaces.iter().find(|i| i.vni == gw.vni) else {
+                self.bad(
+                    f("gateway.vni"),
+                    format!("the router has no interface on VNI {}", gw.vni),
+                );
+                continue;
+            };
+            let gw_nets: Vec<ipnetwork::Ipv4Network> = gif
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    IpNetwork::V4(n) => Some(*n),
+                    IpNetwork::V6(_) => None,
+                })
+                .collect();
+            let Some(snat) = gw_nets.first().map(|n| n.ip()) else {
+                self.bad(
+                    f("gateway.vni"),
+                    "the gateway interface needs an IPv4 address",
+                );
+                continue;
+            };
+            externals.insert(snat, f("gateway"));
+            let inside = |a: Ipv4Addr| {
+                r.interfaces
+                    .iter()
+                    .filter(|i| i.vni != gw.vni)
+                    .any(|i| i.addresses.iter().any(|n| n.contains(IpAddr::V4(a))))
+            };
+            let mut fips = HashSet::new();
+            let mut fixed = HashSet::new();
+            for (j, fip) in r.floating_ips.iter().enumerate() {
+                let here = f(&format!("floating_ips[{j}]"));
+                if !gw_nets.iter().any(|n| n.contains(fip.external)) {
+                    self.bad(
+                        format!("{here}.external"),
+                        format!("{} is not on the gateway's network", fip.external),
+                    );
+                }
+                if let Some(prev) = externals.insert(fip.external, here.clone()) {
+                    self.bad(
+                        format!("{here}.external"),
+                        format!("{} is already used by {prev}", fip.external),
+                    );
+                }
+                fips.insert(fip.external);
+                if !inside(fip.internal) {
+                    self.bad(
+                        format!("{here}.internal"),
+                        format!(
+                            "{} is not on one of the router's internal networks",
+                            fip.internal
+                        ),
+                    );
+                }
+                if !fixed.insert(fip.internal) {
+                    self.bad(
+                        format!("{here}.internal"),
+                        format!("{} already has a floating IP", fip.internal),
+                    );
+                }
+            }
+            let mut pf_out = HashSet::new();
+            let mut pf_in = HashSet::new();
+            for (j, pf) in r.port_forwardings.iter().enumerate() {
+                let here = f(&format!("port_forwardings[{j}]"));
+                if !gw_nets.iter().any(|n| n.contains(pf.external)) {
+                    self.bad(
+                        format!("{here}.external"),
+                        format!("{} is not on the gateway's network", pf.external),
+                    );
+                }
+                if fips.contains(&pf.external) {
+                    self.bad(
+                        format!("{here}.external"),
+                        format!("{} is a floating IP of a port", pf.external),
+                    );
+                }
+                if !inside(pf.internal) {
+                    self.bad(
+                        format!("{here}.internal"),
+                        format!(
+                            "{} is not on one of the router's internal networks",
+                            pf.internal
+                        ),
+                    );
+                }
+                if pf.external_port == 0 || pf.internal_port == 0 {
+                    self.bad(format!("{here}.external_port"), "ports must not be 0");
+                }
+                if !pf_out.insert((pf.protocol, pf.external, pf.external_port)) {
+                    self.bad(
+                        format!("{here}.external_port"),
+                        format!("{}:{} is forwarded twice", pf.external, pf.external_port),
+                    );
+                }
+                if !pf_in.insert((pf.protocol, pf.internal, pf.internal_port)) {
+                    self.bad(
+                        format!("{here}.internal_port"),
+                        format!("{}:{} is forwarded to twice", pf.internal, pf.internal_port),
+                    );
+                }
+            }
+            let pf_ext: HashSet<Ipv4Addr> = r.port_forwardings.iter().map(|p| p.external).collect();
+            for a in pf_ext {
+                if a == snat {
+                    continue;
+                }
+                if let Some(prev) = externals.insert(a, f("port_forwardings")) {
+                    if !prev.starts_with(&f("port_forwardings")) {
+                        self.bad(
+                            f("port_forwardings"),
+                            format!("{a} is already used by {prev}"),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn check_underlay(&mut self, c: &NodeConfig) {

@@ -124,6 +124,13 @@ named_enum! {
         FragmentationNeeded => "fragmentation_needed",
         /// Traffic to the router's own address that it does not serve (TCP, fragments, UDP).
         ToRouter => "to_router",
+        /// A packet no security group rule of its port allows.
+        SecurityGroup => "security_group",
+        /// A VM answering as a DHCP or DHCPv6 server (never allowed from a port with port
+        /// security).
+        DhcpServerGuard => "dhcp_server_guard",
+        /// A VM sending router advertisements (never allowed from a port with port security).
+        RaGuard => "ra_guard",
         /// A frame that would go from a router interface back to itself.
         RoutingLoop => "routing_loop",
         /// A router's share of the neighbour cache is full.

@@ -328,7 +328,10 @@ fn transport(
             Ok(flow(tuple, Transport::Udp))
         }
         (PROTO_ICMP, false) | (PROTO_ICMPV6, true) => {
-            let (ty, code) = (*t.first().ok_or(Error::Truncated)?, *t.get(1).ok_or(Error::Truncated)?);
+            let (ty, code) = (
+                *t.first().ok_or(Error::Truncated)?,
+                *t.get(1).ok_or(Error::Truncated)?,
+            );
             let echo = if v6 {
                 match ty {
                     128 => Some(true),
@@ -348,7 +351,11 @@ fn transport(
                 tuple.dport = id;
                 return Ok(flow(tuple, Transport::Echo { request }));
             }
-            let error = if v6 { (1..=4).contains(&ty) } else { matches!(ty, 3 | 11 | 12) };
+            let error = if v6 {
+                (1..=4).contains(&ty)
+            } else {
+                matches!(ty, 3 | 11 | 12)
+            };
             if !error {
                 return Ok(flow(tuple, Transport::IcmpOther { ty, code }));
             }
@@ -358,7 +365,11 @@ fn transport(
             }
             let inner_l3 = l4 + 8;
             let quote = b.get(inner_l3..end).ok_or(Error::Truncated)?;
-            let inner = if v6 { parse_v6(quote, false)? } else { parse_v4(quote, false)? };
+            let inner = if v6 {
+                parse_v6(quote, false)?
+            } else {
+                parse_v4(quote, false)?
+            };
             if inner.tuple.src.is_ipv6() != v6 || inner.transport == Transport::Fragment {
                 return Err(Error::Malformed);
             }
@@ -468,7 +479,10 @@ mod tests {
         );
         l3.extend_from_slice(&[0; 10]);
         let f = parse(&l3).unwrap();
-        assert_eq!((f.tuple.sport, f.tuple.dport, f.tuple.proto), (1234, 53, 17));
+        assert_eq!(
+            (f.tuple.sport, f.tuple.dport, f.tuple.proto),
+            (1234, 53, 17)
+        );
         assert_eq!(f.transport, Transport::Udp);
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod config_delta;
 pub mod counters;
 pub mod fdb;
+pub mod firewall;
 pub mod flow;
 pub mod ids;
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -22,6 +23,7 @@ use crate::config::{
     ConfigProblem, Ipv6Mode, LearningConfig, NodeConfig, PortConfig, RouterConfig, SegmentConfig,
     vtep_addr,
 };
+use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, RouterIdx, SegIdx, VtepIdx};
 use crate::lpm::{Lpm4, Lpm6, LpmError, RouteId};
 use crate::wire::{MacAddr, Vni};
@@ -63,6 +65,8 @@ pub struct Segment {
     pub vxlan_header: [u8; 8],
     /// What the local services (DHCPv4, DHCPv6, router advertisements) hand out here.
     pub services: Services,
+    /// The uplink port of an external segment.
+    pub uplink: Option<PortIdx>,
 }
 
 /// The local services of one segment.
@@ -127,7 +131,7 @@ pub struct Subnet6 {
 }
 
 /// A port's DHCP bindings and host name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhcpBinding {
     /// The IPv4 address DHCPv4 hands out, and the index of its subnet in `subnets4`.
     pub v4: Option<(Ipv4Addr, u16)>,
@@ -191,6 +195,12 @@ pub struct Port {
     pub mac: MacAddr,
     /// Anti-spoofing rules; `None` when port security is off.
     pub security: Option<PortSecurity>,
+    /// Security groups; `None` when port security is off (nothing filtered).
+    pub filter: Option<Arc<PortFilter>>,
+    /// The tenant (project) owning the port.
+    pub project: String,
+    /// The uplink of an external segment, not a VM: no local services, no filtering.
+    pub uplink: bool,
     /// What DHCP hands this port.
     pub dhcp: DhcpBinding,
 }
@@ -375,6 +385,7 @@ impl Tables {
                 flood_vteps: Vec::new(),
                 vxlan_header: vxlan_header(s.vni),
                 services: services(s, s.mtu.unwrap_or(default_mtu)),
+                uplink: None,
             })
             .collect();
         let seg_by_vni: FxHashMap<u32, SegIdx> = segments
@@ -420,18 +431,53 @@ impl Tables {
         };
 
         let mut ports = Vec::with_capacity(c.ports.len());
+        let mut filters: FxHashMap<u64, Arc<PortFilter>> = FxHashMap::default();
         for (i, p) in c.ports.iter().enumerate() {
             let idx = PortIdx(idx16(i));
             let seg = seg_of(p.vni);
             segments[seg.get()].ports.push(idx);
             bind(seg, p.mac, &p.ips, FdbDest::Port(idx));
+            let filter = p.port_security.then(|| {
+                let groups = p
+                    .security_groups
+                    .iter()
+                    .filter_map(|g| c.security_groups.iter().find(|x| &x.name == g));
+                let f = PortFilter::build(groups);
+                // Ports with the same groups share one filter.
+                filters
+                    .entry(f.generation())
+                    .or_insert_with(|| Arc::new(f))
+                    .clone()
+            });
             ports.push(Port {
                 name: p.name.clone(),
                 interface: p.interface.clone(),
                 seg,
                 mac: p.mac,
                 security: p.port_security.then(|| port_security(p)),
+                filter,
+                project: p.project.clone(),
+                uplink: false,
                 dhcp: dhcp_binding(p, &segments[seg.get()].services),
+            });
+        }
+        // Uplinks: ports without security or services, learning what lives outside.
+        for s in &c.segments {
+            let Some(u) = &s.uplink else { continue };
+            let idx = PortIdx(idx16(ports.len()));
+            let seg = seg_of(s.vni);
+            segments[seg.get()].ports.push(idx);
+            segments[seg.get()].uplink = Some(idx);
+            ports.push(Port {
+                name: format!("uplink-{}", s.vni),
+                interface: u.clone(),
+                seg,
+                mac: MacAddr::ZERO,
+                security: None,
+                filter: None,
+                project: String::new(),
+                uplink: true,
+                dhcp: DhcpBinding::default(),
             });
         }
         for b in &c.remote_bindings {
