@@ -69,7 +69,7 @@ pub fn l2_config(remote_macs: usize) -> NodeConfig {
             port_security: true,
             allowed_address_pairs: vec![],
             hostname: None,
-            security_groups: vec![],
+            security_groups: None,
             project: String::new(),
         }],
         remote_vteps: vec![RemoteVtepConfig {

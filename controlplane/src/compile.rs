@@ -288,7 +288,7 @@ impl Index {
                                 })
                                 .collect(),
                             hostname: None,
-                            security_groups: Vec::new(),
+                            security_groups: None,
                             project: p.project_id.to_string(),
                         });
                     }

@@ -428,9 +428,11 @@ pub struct PortConfig {
     #[serde(default)]
     pub hostname: Option<String>,
     /// Security groups (names in `security_groups`) filtering the port's traffic when port
-    /// security is on. None: nothing but address configuration (DHCP, ND) passes.
+    /// security is on. An empty list: nothing but address configuration (DHCP, ND) passes
+    /// (Neutron's semantics; the controller always sets this). Absent: no stateful filtering,
+    /// only anti-spoofing (hand-written configurations without security groups).
     #[serde(default)]
-    pub security_groups: Vec<String>,
+    pub security_groups: Option<Vec<String>>,
     /// The tenant (project) owning the port: connection-tracking limits are per tenant.
     #[serde(default)]
     pub project: String,
@@ -660,7 +662,7 @@ impl Validator {
             }
         }
         for (pi, p) in c.ports.iter().enumerate() {
-            for (j, g) in p.security_groups.iter().enumerate() {
+            for (j, g) in p.security_groups.iter().flatten().enumerate() {
                 if !names.contains(g.as_str()) {
                     self.bad(
                         format!("ports[{pi}].security_groups[{j}]"),

@@ -195,7 +195,8 @@ pub struct Port {
     pub mac: MacAddr,
     /// Anti-spoofing rules; `None` when port security is off.
     pub security: Option<PortSecurity>,
-    /// Security groups; `None` when port security is off (nothing filtered).
+    /// Security groups; `None` when port security is off or the port has no group list
+    /// (nothing filtered statefully).
     pub filter: Option<Arc<PortFilter>>,
     /// The tenant (project) owning the port.
     pub project: String,
@@ -437,9 +438,9 @@ impl Tables {
             let seg = seg_of(p.vni);
             segments[seg.get()].ports.push(idx);
             bind(seg, p.mac, &p.ips, FdbDest::Port(idx));
-            let filter = p.port_security.then(|| {
-                let groups = p
-                    .security_groups
+            let groups = p.security_groups.as_ref().filter(|_| p.port_security);
+            let filter = groups.map(|names| {
+                let groups = names
                     .iter()
                     .filter_map(|g| c.security_groups.iter().find(|x| &x.name == g));
                 let f = PortFilter::build(groups);
