@@ -139,6 +139,16 @@ named_enum! {
         NeighborQueueFull => "neighbor_queue_full",
         /// A packet held for a neighbour that never answered.
         NeighborUnresolved => "neighbor_unresolved",
+        /// No NAT session could be made: the router's session limit is reached.
+        NatZoneLimit => "nat_zone_limit",
+        /// No NAT session could be made: the node's session limit is reached.
+        NatNodeLimit => "nat_node_limit",
+        /// No NAT session could be made: every port of the external address is mapped.
+        NatNoFreePort => "nat_no_free_port",
+        /// A packet that source NAT cannot translate (a later fragment, a protocol without ports).
+        NatUnsupported => "nat_unsupported",
+        /// An inbound packet to a NAT address that no session, floating IP or forwarding admits.
+        NatNoSession => "nat_no_session",
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ids;
 #[cfg(test)]
 mod l3_tests;
 pub mod lpm;
+pub mod nat;
 pub mod neighbor;
 pub mod offload;
 pub mod packet;
