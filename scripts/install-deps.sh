@@ -18,6 +18,9 @@ have dhclient || need+=(isc-dhcp-client)
 have rdisc6 || need+=(ndisc6)
 have traceroute || need+=(traceroute)
 have tracepath || need+=(iputils-tracepath)
+have stun || need+=(stun-client)
+have stund || need+=(stun-server)
+have python3 || need+=(python3)
 
 if ((${#need[@]})); then
     sudo=""

@@ -21,6 +21,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use weft_dataplane::firewall;
 use weft_dataplane::offload;
 use weft_dataplane::pipeline::{Action, Output, Pipeline, VXLAN_HEADER_LEN};
 use weft_dataplane::tables::{FdbDest, Tables};
@@ -651,8 +652,18 @@ impl Tx<'_> {
                     data
                 };
                 for &p in &s.ports {
-                    if Some(p) != exclude {
+                    if Some(p) == exclude {
+                        continue;
+                    }
+                    let allowed = self
+                        .tables
+                        .ports
+                        .get(p.get())
+                        .is_some_and(|port| firewall::flood_allowed(port, frame));
+                    if allowed {
                         tx_port(self.ports, p, frame, self.counters, self.wall);
+                    } else {
+                        self.counters.drop(DropReason::SecurityGroup);
                     }
                 }
                 if to_vteps {

@@ -836,8 +836,10 @@ impl Validator {
                 if a == snat {
                     continue;
                 }
-                if let Some(prev) = externals.insert(a, f("port_forwardings")) {
-                    if !prev.starts_with(&f("port_forwardings")) {
+                if let Some(prev) = externals.insert(a, f("port_forwardings"))
+                    && !prev.starts_with(&f("port_forwardings"))
+                {
+                    {
                         self.bad(
                             f("port_forwardings"),
                             format!("{a} is already used by {prev}"),

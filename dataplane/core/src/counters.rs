@@ -126,6 +126,19 @@ named_enum! {
         ToRouter => "to_router",
         /// A packet no security group rule of its port allows.
         SecurityGroup => "security_group",
+        /// A packet of a tracked flow that its state does not allow (TCP outside the window,
+        /// bad flags, a SYN inside a connection, an echo reply to no request).
+        ConntrackInvalid => "conntrack_invalid",
+        /// A later fragment to or from a port with security groups (no ports to match).
+        FragmentNotTracked => "fragment_not_tracked",
+        /// An ICMP error about no tracked flow.
+        IcmpErrorUntracked => "icmp_error_untracked",
+        /// The node's connection-tracking table is full (a new flow was refused).
+        ConntrackFull => "conntrack_full",
+        /// The tenant's share of the connection-tracking table is full.
+        ConntrackTenantFull => "conntrack_tenant_full",
+        /// A later IPv4 fragment to or through SNAT (no ports to match a session with).
+        NatFragment => "nat_fragment",
         /// A VM answering as a DHCP or DHCPv6 server (never allowed from a port with port
         /// security).
         DhcpServerGuard => "dhcp_server_guard",
@@ -207,6 +220,12 @@ named_enum! {
         Dhcp6Replied => "dhcp6_replied",
         /// Router advertisements sent.
         RaSent => "ra_sent",
+        /// A new flow was admitted by the security groups and tracked.
+        FlowCreated => "flow_created",
+        /// A tracked flow the changed security groups no longer allow was cut.
+        FlowCut => "flow_cut",
+        /// Tracked flows or NAT sessions removed (timed out, or their port or router went).
+        FlowExpired => "flow_expired",
     }
 }
 

@@ -225,6 +225,26 @@ pub fn always_allowed(dir: Direction, f: &Flow) -> bool {
     }
 }
 
+/// Whether a flooded frame (broadcast, multicast, unknown unicast) may be copied to `port`.
+/// Ports with security groups get only address-configuration traffic (neighbour discovery,
+/// MLD, DHCP replies) and non-IP frames (ARP) by flooding: flooded IP is not tracked, so it is
+/// not classified either. Stricter than Neutron, which lets ingress rules admit broadcasts.
+pub fn flood_allowed(port: &crate::tables::Port, frame: &[u8]) -> bool {
+    if port.filter.is_none() {
+        return true;
+    }
+    let Ok(l2) = crate::wire::ethernet::parse_l2(frame) else {
+        return false;
+    };
+    match l2.ethertype {
+        crate::wire::ethernet::EtherType::Ipv4 | crate::wire::ethernet::EtherType::Ipv6 => frame
+            .get(l2.l3_offset..)
+            .and_then(|b| crate::flow::parse(b).ok())
+            .is_some_and(|f| always_allowed(RuleDirection::Ingress, &f)),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod config_delta;
+pub mod conntrack;
 pub mod counters;
 pub mod fdb;
 pub mod firewall;
@@ -25,6 +26,9 @@ pub mod ratelimit;
 pub mod responder;
 pub mod router;
 pub mod services;
+pub mod stateful;
+#[cfg(test)]
+mod stateful_tests;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

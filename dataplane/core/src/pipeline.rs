@@ -30,14 +30,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::RuleDirection;
 use crate::counters::{Counters, DropReason, Event};
 use crate::fdb::{Fdb, LearnOutcome};
+use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, SegIdx, VtepIdx};
 use crate::neighbor::{Held, NeighborCache, Timer};
 use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::port_security;
 use crate::ratelimit::TokenBucket;
 use crate::responder::{arp_reply, nd_reply};
+use crate::stateful::Stateful;
 use crate::tables::{Binding, FdbDest, Tables, fdb_key};
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
@@ -149,6 +152,7 @@ pub struct Pipeline {
     counters: Counters,
     next_aging: Timestamp,
     l3: L3State,
+    st: Stateful,
 }
 
 impl Pipeline {
@@ -156,12 +160,14 @@ impl Pipeline {
     pub fn new(tables: Arc<Tables>) -> Pipeline {
         let fdb = Fdb::new(&tables);
         let l3 = L3State::new(&tables);
+        let st = Stateful::new(&tables);
         Pipeline {
             tables,
             fdb,
             counters: Counters::default(),
             next_aging: Timestamp::ZERO,
             l3,
+            st,
         }
     }
 
@@ -202,6 +208,11 @@ impl Pipeline {
             pool.free(h.buf);
         });
         self.counters.drop_n(DropReason::NeighborUnresolved, n);
+        let removed = self.st.swap(&tables);
+        self.counters.event_n(
+            Event::FlowExpired,
+            u64::try_from(removed).unwrap_or(u64::MAX),
+        );
         self.tables = tables;
     }
 
@@ -216,6 +227,9 @@ impl Pipeline {
                 t = t.min(self.l3.next_ra[i]);
             }
         }
+        if self.st.has_state() {
+            t = t.min(self.st.next_expiry);
+        }
         t
     }
 
@@ -228,11 +242,17 @@ impl Pipeline {
             let every = Duration::from_secs(u64::from(self.fdb.aging_interval_secs()));
             self.next_aging = now.plus(every);
         }
+        if now >= self.st.next_expiry {
+            let n = self.st.expire(now);
+            self.counters
+                .event_n(Event::FlowExpired, u64::try_from(n).unwrap_or(u64::MAX));
+        }
         let mut ctx = Ctx::new(
             &self.tables,
             &mut self.fdb,
             &mut self.counters,
             &mut self.l3,
+            &mut self.st,
             pool,
             &mut out.generated,
             now,
@@ -257,6 +277,7 @@ impl Pipeline {
             &mut self.fdb,
             &mut self.counters,
             &mut self.l3,
+            &mut self.st,
             pool,
             &mut out.generated,
             now,
@@ -280,6 +301,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) fdb: &'a mut Fdb,
     pub(crate) c: &'a mut Counters,
     pub(crate) l3: &'a mut L3State,
+    pub(crate) st: &'a mut Stateful,
     pub(crate) pool: &'a mut BufPool,
     pub(crate) generated: &'a mut Vec<(PacketBuf, Action)>,
     pub(crate) now: Timestamp,
@@ -342,11 +364,13 @@ fn control_kind(l2: &L2Info, frame: &[u8]) -> Option<Control> {
 }
 
 impl<'a> Ctx<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         t: &'a Tables,
         fdb: &'a mut Fdb,
         c: &'a mut Counters,
         l3: &'a mut L3State,
+        st: &'a mut Stateful,
         pool: &'a mut BufPool,
         generated: &'a mut Vec<(PacketBuf, Action)>,
         now: Timestamp,
@@ -356,6 +380,7 @@ impl<'a> Ctx<'a> {
             fdb,
             c,
             l3,
+            st,
             pool,
             generated,
             now,
@@ -409,8 +434,12 @@ impl<'a> Ctx<'a> {
         } else {
             self.learn(seg, l2.src, FdbDest::Port(idx));
         }
-        // punt: control packets go to the local services, within the port's budget.
-        if let Some(kind) = control_kind(&l2, pkt.data()) {
+        // punt: control packets go to the local services, within the port's budget. An uplink
+        // has only address resolution answered (for router gateways and floating IPs); DHCP
+        // and router discovery outside are someone else's.
+        if let Some(kind) = control_kind(&l2, pkt.data())
+            && (!port.uplink || matches!(kind, Control::Arp | Control::NeighborSolicit))
+        {
             if !self
                 .l3
                 .punt_limit
@@ -422,6 +451,12 @@ impl<'a> Ctx<'a> {
             if let Some(r) = self.punt(kind, idx, seg, &l2, pkt) {
                 return r;
             }
+        }
+        // firewall: the port's security groups, stateful.
+        if let Some(f) = &port.filter
+            && matches!(l2.ethertype, EtherType::Ipv4 | EtherType::Ipv6)
+        {
+            self.firewall(idx, f, RuleDirection::Egress, pkt, l2.l3_offset)?;
         }
         self.l2_forward(seg, pkt, &l2, From::Port(idx))
     }
@@ -655,7 +690,12 @@ impl<'a> Ctx<'a> {
     ) -> NodeResult {
         match dest {
             Some(FdbDest::Port(p)) if from == From::Port(p) => Err(DropReason::SamePort),
-            Some(FdbDest::Port(p)) => Ok(Action::Port(p)),
+            Some(FdbDest::Port(p)) => {
+                if let Some(f) = self.t.ports.get(p.get()).and_then(|x| x.filter.as_ref()) {
+                    self.filter_into_port(p, f, pkt, parsed)?;
+                }
+                Ok(Action::Port(p))
+            }
             Some(FdbDest::Vtep(_)) if from == From::Underlay => Err(DropReason::NotLocal),
             Some(FdbDest::Vtep(v)) => {
                 encap(self.t, seg, pkt)?;
@@ -670,6 +710,26 @@ impl<'a> Ctx<'a> {
                 self.c.event(Event::UnknownUnicast);
                 self.flood(seg, pkt, from)
             }
+        }
+    }
+
+    /// The ingress firewall of port `p` for a unicast frame about to be sent to it.
+    #[inline(never)]
+    fn filter_into_port(
+        &mut self,
+        p: PortIdx,
+        f: &PortFilter,
+        pkt: &PacketBuf,
+        parsed: Option<&L2Info>,
+    ) -> Result<(), DropReason> {
+        let l2 = match parsed {
+            Some(l2) => *l2,
+            None => parse_l2(pkt.data()).map_err(wire_drop)?,
+        };
+        if matches!(l2.ethertype, EtherType::Ipv4 | EtherType::Ipv6) {
+            self.firewall(p, f, RuleDirection::Ingress, pkt, l2.l3_offset)
+        } else {
+            Ok(())
         }
     }
 

@@ -257,6 +257,14 @@ impl Ctx<'_> {
         if !unicast_v4(src) {
             return Err(DropReason::Martian);
         }
+        // NAT, inbound: to an external address (from outside, or hairpinning from inside).
+        let mut dst = dst;
+        if let Some(nat) = &router.nat
+            && (rif == nat.gateway || nat.is_external(dst))
+            && let Some(d) = self.nat_in(iface.router, nat, rif, pkt, l3, dst)?
+        {
+            dst = d;
+        }
         match router.local_v4(dst) {
             Some(Local4::Own(owner)) => {
                 let (proto, frag_off) = (ip.next_header(), ip.frag_offset());
@@ -301,12 +309,20 @@ impl Ctx<'_> {
                 depth,
             );
         }
-        // TTL - 1, checksum updated incrementally (RFC 1624).
+        // NAT, outbound: leaving by the gateway.
+        if let Some(nat) = &router.nat
+            && route.rif == nat.gateway
+            && rif != nat.gateway
+        {
+            self.nat_out(iface.router, nat, pkt, l3)?;
+        }
+        // TTL - 1, checksum updated incrementally (RFC 1624); the checksum is read again, NAT
+        // may have changed it.
         {
             let old = u16::from_be_bytes([ttl, h[9]]);
             let new = u16::from_be_bytes([ttl - 1, h[9]]);
-            let c = checksum::update16(ip.checksum(), old, new);
             let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
+            let c = checksum::update16(ip.checksum(), old, new);
             ip.set_hop_limit(ttl - 1);
             ip.set_checksum(c);
         }

@@ -20,12 +20,13 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::{
-    ConfigProblem, Ipv6Mode, LearningConfig, NodeConfig, PortConfig, RouterConfig, SegmentConfig,
-    vtep_addr,
+    ConfigProblem, ForwardProtocol, Ipv6Mode, LearningConfig, NodeConfig, PortConfig, RouterConfig,
+    SegmentConfig, StateLimits, vtep_addr,
 };
 use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, RouterIdx, SegIdx, VtepIdx};
 use crate::lpm::{Lpm4, Lpm6, LpmError, RouteId};
+use crate::nat::{FloatingIp, PortForward, StaticNat, StaticNatError};
 use crate::wire::{MacAddr, Vni};
 
 /// Where a MAC address lives.
@@ -213,6 +214,8 @@ pub struct RouterIf {
     pub router: RouterIdx,
     /// Its segment.
     pub seg: SegIdx,
+    /// Its segment's VNI.
+    pub vni: Vni,
     /// Its MAC.
     pub mac: MacAddr,
     /// Largest packet it sends.
@@ -260,10 +263,103 @@ pub struct Router {
     pub fib4: Lpm4,
     /// IPv6 forwarding table.
     pub fib6: Lpm6,
+    /// Its gateway and static NAT, if it has a gateway.
+    pub nat: Option<RouterNat>,
+    /// The tenant (project) owning it.
+    pub project: String,
     /// IPv4 addresses the router treats specially: its own, and its networks' broadcasts.
     /// Routers have few; a linear scan of this short list beats hashing.
     local4: Vec<(u32, Local4)>,
     own6: Vec<(u128, RifIdx)>,
+}
+
+/// A router's NAT: its gateway and the static translations (floating IPs, port forwarding).
+/// SNAT sessions are state, kept by the worker ([`crate::nat::Nat`]).
+#[derive(Debug)]
+pub struct RouterNat {
+    /// The interface on the external segment.
+    pub gateway: RifIdx,
+    /// The gateway's IPv4 address.
+    pub gateway_ip: Ipv4Addr,
+    /// Translate tenant sources leaving by the gateway to `gateway_ip`.
+    pub snat: bool,
+    /// Floating IPs and port forwardings.
+    pub statics: StaticNat,
+    /// The external addresses other than the gateway's.
+    externals: FxHashSet<u32>,
+}
+
+impl RouterNat {
+    /// Whether `a` is one of the router's external addresses (gateway, floating IPs, port
+    /// forwarding addresses).
+    #[inline]
+    pub fn is_external(&self, a: Ipv4Addr) -> bool {
+        a == self.gateway_ip
+            || (!self.externals.is_empty() && self.externals.contains(&u32::from(a)))
+    }
+
+    /// The external addresses other than the gateway's (answered for ARP on the external
+    /// segment).
+    fn extra_addresses(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .externals
+            .iter()
+            .filter(|a| **a != u32::from(self.gateway_ip))
+            .map(|a| IpAddr::V4(Ipv4Addr::from(*a)))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn router_nat(
+    rc: &RouterConfig,
+    interfaces: &[RifIdx],
+    ifs: &[RouterIf],
+) -> Result<Option<RouterNat>, StaticNatError> {
+    let Some(gw) = rc.gateway.as_ref() else {
+        return Ok(None);
+    };
+    let Some((gateway, gateway_ip)) = interfaces.iter().find_map(|r| {
+        let i = ifs.get(r.get())?;
+        (i.vni == gw.vni).then(|| i.v4.first().map(|n| (*r, n.ip())))?
+    }) else {
+        return Ok(None);
+    };
+    let fips: Vec<FloatingIp> = rc
+        .floating_ips
+        .iter()
+        .map(|f| FloatingIp {
+            external: f.external,
+            internal: f.internal,
+        })
+        .collect();
+    let forwards: Vec<PortForward> = rc
+        .port_forwardings
+        .iter()
+        .map(|f| PortForward {
+            proto: match f.protocol {
+                ForwardProtocol::Tcp => crate::flow::PROTO_TCP,
+                ForwardProtocol::Udp => crate::flow::PROTO_UDP,
+            },
+            external: f.external,
+            external_port: f.external_port,
+            internal: f.internal,
+            internal_port: f.internal_port,
+        })
+        .collect();
+    let externals = fips
+        .iter()
+        .map(|f| u32::from(f.external))
+        .chain(forwards.iter().map(|f| u32::from(f.external)))
+        .collect();
+    Ok(Some(RouterNat {
+        gateway,
+        gateway_ip,
+        snat: gw.enable_snat,
+        statics: StaticNat::new(&fips, &forwards)?,
+        externals,
+    }))
 }
 
 /// What an IPv4 destination means to a router.
@@ -346,6 +442,8 @@ pub struct Tables {
     pub routers: Vec<Router>,
     /// Their interfaces, by [`RifIdx`].
     pub router_ifs: Vec<RouterIf>,
+    /// Limits of the connection tracker and NAT.
+    pub limits: StateLimits,
     seg_by_vni: FxHashMap<u32, SegIdx>,
     vtep_by_ip: FxHashMap<IpAddr, VtepIdx>,
     vtep_serves: FxHashSet<u32>,
@@ -500,6 +598,7 @@ impl Tables {
                 router_ifs.push(RouterIf {
                     router: ridx,
                     seg,
+                    vni: ic.vni,
                     mac: ic.mac,
                     mtu: ic.mtu.unwrap_or(segments[seg.get()].mtu),
                     v4: ic
@@ -522,10 +621,23 @@ impl Tables {
                 });
                 interfaces.push(rif);
             }
-            let router = build_router(rc, &interfaces, &router_ifs).map_err(|e| ConfigProblem {
-                field: format!("routers[{ri}].routes"),
-                message: format!("cannot build the forwarding table: {e}"),
-            })?;
+            let router =
+                build_router(rc, &interfaces, &router_ifs).map_err(|(field, message)| {
+                    ConfigProblem {
+                        field: format!("routers[{ri}].{field}"),
+                        message,
+                    }
+                })?;
+            // The gateway answers ARP for the floating IPs too.
+            if let Some(nat) = &router.nat {
+                let g = &router_ifs[nat.gateway.get()];
+                bind(
+                    g.seg,
+                    g.mac,
+                    &nat.extra_addresses(),
+                    FdbDest::Router(nat.gateway),
+                );
+            }
             routers.push(router);
         }
         // A segment's gateway answers for its link-local address too, wherever it lives.
@@ -551,6 +663,7 @@ impl Tables {
             vteps,
             routers,
             router_ifs,
+            limits: c.limits.clone(),
             seg_by_vni,
             vtep_by_ip,
             vtep_serves,
@@ -739,7 +852,8 @@ fn build_router(
     rc: &RouterConfig,
     interfaces: &[RifIdx],
     ifs: &[RouterIf],
-) -> Result<Router, LpmError> {
+) -> Result<Router, (&'static str, String)> {
+    let lpm = |e: LpmError| ("routes", format!("cannot build the forwarding table: {e}"));
     let mut routes: Vec<Route> = Vec::new();
     let mut v4: Vec<(Ipv4Addr, u8, RouteId)> = Vec::new();
     let mut v6: Vec<(Ipv6Addr, u8, RouteId)> = Vec::new();
@@ -786,8 +900,10 @@ fn build_router(
         name: rc.name.clone(),
         interfaces: interfaces.to_vec(),
         routes,
-        fib4: Lpm4::build(&v4)?,
-        fib6: Lpm6::build(&v6)?,
+        fib4: Lpm4::build(&v4).map_err(lpm)?,
+        fib6: Lpm6::build(&v6).map_err(lpm)?,
+        nat: router_nat(rc, interfaces, ifs).map_err(|e| ("floating_ips", e.to_string()))?,
+        project: rc.project.clone(),
         local4,
         own6,
     })

@@ -1,0 +1,562 @@
+//! Security-group and NAT scenarios on in-memory packets: what `stateful.rs` does at VM ports
+//! and at a router's gateway, checked on the bytes that leave.
+//!
+//! The node hosts VMs a1 (10.0.0.10, group "web", floating IP 203.0.113.11) and a2 (10.0.0.11,
+//! group "out", SNAT) of tenant A, c1 (10.0.0.10, tenant B, on its own segment and router), and
+//! routers r1 / r2 whose gateways sit on the external segment behind the uplink `upl0`.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::NodeConfig;
+use crate::counters::{DropReason, Event};
+use crate::ids::PortIdx;
+use crate::packet::{Batch, BufPool, PacketBuf, Source};
+use crate::pipeline::{Action, Output, Pipeline};
+use crate::testing::{arp, eth, icmp4_echo, ipv4, udp};
+use crate::time::Timestamp;
+use crate::wire::MacAddr;
+use crate::wire::checksum;
+
+const A1: MacAddr = MacAddr([0x02, 0xaa, 0, 0, 0, 1]);
+const A2: MacAddr = MacAddr([0x02, 0xaa, 0, 0, 0, 2]);
+const C1: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 1]);
+const R1: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 1]);
+const R1X: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 1, 1]);
+const R2: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 2]);
+const INET: MacAddr = MacAddr([0x02, 0x99, 0, 0, 0, 1]);
+
+fn config(web_port: u16, per_tenant: u32) -> String {
+    format!(
+        r#"
+node = "gw"
+[underlay]
+local_ip = "192.168.100.1"
+[limits]
+conntrack_max = 1024
+conntrack_per_tenant = {per_tenant}
+nat_max = 1024
+[[segments]]
+vni = 100
+[[segments]]
+vni = 200
+[[segments]]
+vni = 999
+uplink = "upl0"
+[[ports]]
+name = "a1"
+interface = "tapa1"
+vni = 100
+mac = "02:aa:00:00:00:01"
+ips = ["10.0.0.10"]
+security_groups = ["web"]
+project = "A"
+[[ports]]
+name = "a2"
+interface = "tapa2"
+vni = 100
+mac = "02:aa:00:00:00:02"
+ips = ["10.0.0.11"]
+security_groups = ["out"]
+project = "A"
+[[ports]]
+name = "c1"
+interface = "tapc1"
+vni = 200
+mac = "02:cc:00:00:00:01"
+ips = ["10.0.0.10"]
+security_groups = ["out"]
+project = "B"
+[[security_groups]]
+name = "web"
+rules = [
+  {{ direction = "egress", ethertype = "IPv4" }},
+  {{ direction = "ingress", ethertype = "IPv4", protocol = 6, port_range_min = {web_port}, port_range_max = {web_port} }},
+]
+[[security_groups]]
+name = "out"
+rules = [{{ direction = "egress", ethertype = "IPv4" }}]
+[[routers]]
+name = "r1"
+project = "A"
+routes = [{{ destination = "0.0.0.0/0", nexthop = "203.0.113.1" }}]
+gateway = {{ vni = 999 }}
+floating_ips = [{{ external = "203.0.113.11", internal = "10.0.0.10" }}]
+[[routers.interfaces]]
+vni = 100
+mac = "02:fe:00:00:00:01"
+addresses = ["10.0.0.1/24"]
+[[routers.interfaces]]
+vni = 999
+mac = "02:fe:00:00:01:01"
+addresses = ["203.0.113.10/24"]
+[[routers]]
+name = "r2"
+project = "B"
+routes = [{{ destination = "0.0.0.0/0", nexthop = "203.0.113.1" }}]
+gateway = {{ vni = 999 }}
+[[routers.interfaces]]
+vni = 200
+mac = "02:fe:00:00:00:02"
+addresses = ["10.0.0.1/24"]
+[[routers.interfaces]]
+vni = 999
+mac = "02:fe:00:00:01:02"
+addresses = ["203.0.113.20/24"]
+"#
+    )
+}
+
+fn tables(web_port: u16, per_tenant: u32) -> Arc<crate::tables::Tables> {
+    Arc::new(
+        NodeConfig::from_toml(&config(web_port, per_tenant))
+            .unwrap()
+            .validate()
+            .unwrap(),
+    )
+}
+
+const A1P: Source = Source::Port(PortIdx(0));
+const A2P: Source = Source::Port(PortIdx(1));
+const C1P: Source = Source::Port(PortIdx(2));
+const UPLINK: Source = Source::Port(PortIdx(3));
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+struct Run {
+    action: Action,
+    bytes: Vec<u8>,
+    generated: Vec<(Vec<u8>, Action)>,
+}
+
+fn run_at(p: &mut Pipeline, now: Timestamp, source: Source, frame: &[u8]) -> Run {
+    let mut b = PacketBuf::new(2048);
+    assert!(b.fill(frame));
+    b.meta.source = source;
+    let mut batch = Batch::new();
+    batch.push(b).unwrap();
+    let mut pool = BufPool::new(64, 2048);
+    let mut out = Output::new();
+    p.process(now, &mut batch, &mut pool, &mut out);
+    Run {
+        action: out.actions[0],
+        bytes: batch.packets()[0].data().to_vec(),
+        generated: out
+            .generated
+            .iter()
+            .map(|(b, a)| (b.data().to_vec(), *a))
+            .collect(),
+    }
+}
+
+const T0: Timestamp = Timestamp(10_000_000_000);
+
+fn run(p: &mut Pipeline, source: Source, frame: &[u8]) -> Run {
+    run_at(p, T0, source, frame)
+}
+
+/// A TCP segment with a correct checksum.
+fn tcp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let ph = checksum::pseudo_header_v4(&src, &dst, crate::wire::ip::IpProtocol::Tcp, 20);
+    let c = checksum::finish(checksum::sum(&t, ph));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, 6, 64, true, &t)
+}
+
+fn frame(dst: MacAddr, src: MacAddr, l3: &[u8]) -> Vec<u8> {
+    eth(dst, src, 0x0800, l3)
+}
+
+/// Checks the IPv4 header checksum and the TCP checksum of a frame; returns (src, sport, dst,
+/// dport).
+fn check_tcp(f: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let l3 = &f[14..];
+    assert_eq!(
+        checksum::fold(checksum::sum(&l3[..20], 0)),
+        0xffff,
+        "IPv4 header checksum"
+    );
+    let src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
+    let dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
+    let seg = &l3[20..];
+    let ph = checksum::pseudo_header_v4(&src, &dst, crate::wire::ip::IpProtocol::Tcp, 20);
+    assert_eq!(
+        checksum::fold(checksum::sum(seg, ph)),
+        0xffff,
+        "TCP checksum"
+    );
+    (
+        src,
+        u16::from_be_bytes([seg[0], seg[1]]),
+        dst,
+        u16::from_be_bytes([seg[2], seg[3]]),
+    )
+}
+
+/// A pipeline whose router r1 knows the internet gateway's MAC: the first packet out is held
+/// while the router asks for it, the answer releases it.
+fn with_gateway_resolved(p: &mut Pipeline) {
+    let syn = frame(
+        R1,
+        A2,
+        &tcp(ip("10.0.0.11"), ip("198.51.100.7"), 999, 80, 0x02, 1, 0),
+    );
+    let r = run(p, A2P, &syn);
+    assert!(
+        matches!(r.action, Action::Flood { .. }),
+        "held, and an ARP probe out in its place: {:?}",
+        r.action
+    );
+    assert_eq!(&r.bytes[12..14], &[8, 6]);
+    let reply = eth(
+        R1X,
+        INET,
+        0x0806,
+        &arp(2, INET, ip("203.0.113.1"), R1X, ip("203.0.113.10")),
+    );
+    let r = run(p, UPLINK, &reply);
+    assert_eq!(r.generated.len(), 1, "the held packet goes out");
+    assert_eq!(r.generated[0].1, Action::Port(PortIdx(3)));
+}
+
+#[test]
+fn snat_translates_out_and_back_and_filters_the_unsolicited() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    with_gateway_resolved(&mut p);
+    let syn = frame(
+        R1,
+        A2,
+        &tcp(ip("10.0.0.11"), ip("198.51.100.7"), 40000, 443, 0x02, 7, 0),
+    );
+    let r = run(&mut p, A2P, &syn);
+    assert_eq!(r.action, Action::Port(PortIdx(3)), "out of the uplink");
+    assert_eq!(&r.bytes[0..6], &INET.octets());
+    let (src, sport, dst, dport) = check_tcp(&r.bytes);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (ip("203.0.113.10"), 40000, ip("198.51.100.7"), 443)
+    );
+    // The answer comes back to a2.
+    let synack = frame(
+        R1X,
+        INET,
+        &tcp(
+            ip("198.51.100.7"),
+            ip("203.0.113.10"),
+            443,
+            40000,
+            0x12,
+            100,
+            8,
+        ),
+    );
+    let r = run(&mut p, UPLINK, &synack);
+    assert_eq!(r.action, Action::Port(PortIdx(1)));
+    assert_eq!(&r.bytes[0..6], &A2.octets());
+    let (src, sport, dst, dport) = check_tcp(&r.bytes);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (ip("198.51.100.7"), 443, ip("10.0.0.11"), 40000)
+    );
+    // The same host from another port, or another host: refused (address-and-port-dependent
+    // filtering).
+    for (h, port) in [("198.51.100.7", 444), ("198.51.100.8", 443)] {
+        let x = frame(
+            R1X,
+            INET,
+            &tcp(ip(h), ip("203.0.113.10"), port, 40000, 0x02, 1, 0),
+        );
+        assert_eq!(
+            run(&mut p, UPLINK, &x).action,
+            Action::Drop(DropReason::NatNoSession)
+        );
+    }
+    // The router's gateway address still answers pings.
+    let ping = frame(
+        R1X,
+        INET,
+        &ipv4(
+            ip("198.51.100.7"),
+            ip("203.0.113.10"),
+            1,
+            64,
+            false,
+            &icmp4_echo(5, 1, b"hi"),
+        ),
+    );
+    let r = run(&mut p, UPLINK, &ping);
+    assert_eq!(r.action, Action::Port(PortIdx(3)), "echo reply");
+}
+
+#[test]
+fn an_icmp_error_about_a_translated_flow_is_translated_back() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    with_gateway_resolved(&mut p);
+    let dgram = frame(
+        R1,
+        A2,
+        &ipv4(
+            ip("10.0.0.11"),
+            ip("198.51.100.7"),
+            17,
+            64,
+            false,
+            &udp(5000, 9, b"x"),
+        ),
+    );
+    let r = run(&mut p, A2P, &dgram);
+    assert_eq!(r.action, Action::Port(PortIdx(3)));
+    let quote = r.bytes[14..].to_vec();
+    assert_eq!(&quote[12..16], &[203, 0, 113, 10]);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quote);
+    let c = checksum::finish(checksum::sum(&icmp, 0));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let err = frame(
+        R1X,
+        INET,
+        &ipv4(ip("198.51.100.7"), ip("203.0.113.10"), 1, 64, false, &icmp),
+    );
+    let r = run(&mut p, UPLINK, &err);
+    assert_eq!(
+        r.action,
+        Action::Port(PortIdx(1)),
+        "to a2, related to its flow"
+    );
+    let l3 = &r.bytes[14..];
+    assert_eq!(&l3[16..20], &[10, 0, 0, 11], "outer destination");
+    assert_eq!(&l3[28 + 12..28 + 16], &[10, 0, 0, 11], "quoted source");
+    assert_eq!(
+        checksum::fold(checksum::sum(&l3[20..], 0)),
+        0xffff,
+        "ICMP checksum"
+    );
+    assert_eq!(
+        checksum::fold(checksum::sum(&l3[28..48], 0)),
+        0xffff,
+        "quoted header checksum"
+    );
+}
+
+#[test]
+fn floating_ips_translate_both_ways_within_the_security_groups() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    with_gateway_resolved(&mut p);
+    let syn = frame(
+        R1X,
+        INET,
+        &tcp(
+            ip("198.51.100.7"),
+            ip("203.0.113.11"),
+            5555,
+            8080,
+            0x02,
+            1,
+            0,
+        ),
+    );
+    let r = run(&mut p, UPLINK, &syn);
+    assert_eq!(r.action, Action::Port(PortIdx(0)), "to a1");
+    let (_, _, dst, dport) = check_tcp(&r.bytes);
+    assert_eq!((dst, dport), (ip("10.0.0.10"), 8080));
+    let before = p.counters().drops(DropReason::SecurityGroup);
+    let syn = frame(
+        R1X,
+        INET,
+        &tcp(
+            ip("198.51.100.7"),
+            ip("203.0.113.11"),
+            5555,
+            8081,
+            0x02,
+            1,
+            0,
+        ),
+    );
+    assert_eq!(
+        run(&mut p, UPLINK, &syn).action,
+        Action::Drop(DropReason::SecurityGroup)
+    );
+    assert_eq!(p.counters().drops(DropReason::SecurityGroup), before + 1);
+    // a1's answer leaves as the floating IP.
+    let synack = frame(
+        R1,
+        A1,
+        &tcp(ip("10.0.0.10"), ip("198.51.100.7"), 8080, 5555, 0x12, 50, 2),
+    );
+    let r = run(&mut p, A1P, &synack);
+    assert_eq!(r.action, Action::Port(PortIdx(3)));
+    let (src, sport, _, _) = check_tcp(&r.bytes);
+    assert_eq!((src, sport), (ip("203.0.113.11"), 8080));
+    // The uplink's ARP for the floating IP is answered by the gateway.
+    let who = eth(
+        MacAddr::BROADCAST,
+        INET,
+        0x0806,
+        &arp(
+            1,
+            INET,
+            ip("203.0.113.1"),
+            MacAddr::ZERO,
+            ip("203.0.113.11"),
+        ),
+    );
+    let r = run(&mut p, UPLINK, &who);
+    assert_eq!(r.action, Action::Port(PortIdx(3)));
+    assert_eq!(
+        &r.bytes[22..28],
+        &R1X.octets(),
+        "answered with the gateway's MAC"
+    );
+}
+
+#[test]
+fn changed_rules_cut_established_flows_they_no_longer_allow() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    with_gateway_resolved(&mut p);
+    let syn = frame(
+        R1X,
+        INET,
+        &tcp(
+            ip("198.51.100.7"),
+            ip("203.0.113.11"),
+            5555,
+            8080,
+            0x02,
+            1,
+            0,
+        ),
+    );
+    assert_eq!(run(&mut p, UPLINK, &syn).action, Action::Port(PortIdx(0)));
+    let synack = frame(
+        R1,
+        A1,
+        &tcp(ip("10.0.0.10"), ip("198.51.100.7"), 8080, 5555, 0x12, 50, 2),
+    );
+    assert_eq!(run(&mut p, A1P, &synack).action, Action::Port(PortIdx(3)));
+    let ack = frame(
+        R1X,
+        INET,
+        &tcp(
+            ip("198.51.100.7"),
+            ip("203.0.113.11"),
+            5555,
+            8080,
+            0x10,
+            2,
+            51,
+        ),
+    );
+    assert_eq!(run(&mut p, UPLINK, &ack).action, Action::Port(PortIdx(0)));
+    // The same rules again: the flow stays.
+    let mut pool = BufPool::new(8, 2048);
+    p.swap_tables(tables(8080, 1000), &mut pool);
+    assert_eq!(run(&mut p, UPLINK, &ack).action, Action::Port(PortIdx(0)));
+    // Port 8080 no longer allowed: the next packet is dropped and the flow forgotten.
+    p.swap_tables(tables(9090, 1000), &mut pool);
+    assert_eq!(
+        run(&mut p, UPLINK, &ack).action,
+        Action::Drop(DropReason::SecurityGroup)
+    );
+    assert_eq!(p.counters().events(Event::FlowCut), 1);
+}
+
+#[test]
+fn one_tenant_filling_its_share_does_not_stop_another() {
+    let mut p = Pipeline::new(tables(8080, 3));
+    let udp_from = |mac: MacAddr, src: &str, sport: u16| {
+        frame(
+            R1,
+            mac,
+            &ipv4(ip(src), ip("10.0.0.1"), 17, 64, false, &udp(sport, 7, b"x")),
+        )
+    };
+    // Tenant A's ports a1 and a2 send new flows (to the router's inside address, which
+    // answers with port unreachable: what matters is the conntrack entry at the port).
+    let mut drops = 0;
+    for i in 0..6 {
+        let r = run(&mut p, A2P, &udp_from(A2, "10.0.0.11", 1000 + i));
+        if r.action == Action::Drop(DropReason::ConntrackTenantFull) {
+            drops += 1;
+        }
+    }
+    assert_eq!(drops, 3, "tenant A holds at most 3 flows");
+    let r = run(
+        &mut p,
+        C1P,
+        &frame(
+            R2,
+            C1,
+            &ipv4(
+                ip("10.0.0.10"),
+                ip("10.0.0.1"),
+                17,
+                64,
+                false,
+                &udp(1000, 7, b"x"),
+            ),
+        ),
+    );
+    assert_ne!(
+        r.action,
+        Action::Drop(DropReason::ConntrackTenantFull),
+        "tenant B"
+    );
+    // Expiry frees the share: UDP without an answer lasts 30 s.
+    let later = T0.plus(Duration::from_secs(31));
+    let mut pool = BufPool::new(8, 2048);
+    let mut out = Output::new();
+    for i in 0..200u64 {
+        p.handle_timeout(
+            later.plus(Duration::from_millis(50 * i)),
+            &mut pool,
+            &mut out,
+        );
+    }
+    let r = run_at(
+        &mut p,
+        later.plus(Duration::from_secs(11)),
+        A2P,
+        &udp_from(A2, "10.0.0.11", 2000),
+    );
+    assert_ne!(r.action, Action::Drop(DropReason::ConntrackTenantFull));
+}
+
+#[test]
+fn vms_cannot_act_as_dhcp_servers() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    let offer = eth(
+        MacAddr::BROADCAST,
+        A1,
+        0x0800,
+        &ipv4(
+            ip("10.0.0.10"),
+            ip("255.255.255.255"),
+            17,
+            64,
+            false,
+            &udp(67, 68, &[0; 240]),
+        ),
+    );
+    assert_eq!(
+        run(&mut p, A1P, &offer).action,
+        Action::Drop(DropReason::DhcpServerGuard)
+    );
+}
