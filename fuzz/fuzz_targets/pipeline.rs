@@ -1,8 +1,11 @@
 #![no_main]
 //! The whole pipeline (switching, the tenant router, DHCPv4, DHCPv6, router advertisements)
-//! fed arbitrary packets from every source, with timers and a table swap.
+//! fed arbitrary packets from every source, with timers and a table swap; with the first input
+//! byte odd, the stateful configuration: security groups on the ports, the router's gateway on
+//! an uplink segment with SNAT, a floating IP and a port forwarding, and swaps that alternate
+//! between two rule sets (established flows are classified again).
 //!
-//! Input: a sequence of records `[source: u8][time step: u8][len: u16 le][bytes...]`. Source
+//! Input: a mode byte, then a sequence of records `[source: u8][time step: u8][len: u16 le][bytes...]`. Source
 //! picks a local port (with or without port security, on a routed segment with DHCP and RA, or
 //! one that does not exist), a known or an unknown VTEP, or swaps the tables. Invariants
 //! checked: the pipeline never panics, returns one action per packet, every packet sent to a
@@ -110,6 +113,45 @@ ips = ["10.4.0.20"]
 vtep = "192.168.0.2"
 "#;
 
+/// [`CONFIG`] with security groups, an uplink and NAT, and `PORT` in one rule (swaps alternate
+/// it between two values).
+fn stateful_config(port: u16) -> String {
+    let base = CONFIG
+        .replace(
+            "ips = [\"10.3.0.10\", \"fd03::10\"]",
+            "ips = [\"10.3.0.10\", \"fd03::10\"]\nsecurity_groups = [\"web\"]\nproject = \"p1\"",
+        )
+        .replace(
+            "ips = [\"10.0.0.1\", \"fd00::1\"]",
+            "ips = [\"10.0.0.1\", \"fd00::1\"]\nsecurity_groups = []\nproject = \"p2\"",
+        )
+        .replace(
+            "routes = [{ destination = \"192.168.50.0/24\", nexthop = \"10.3.0.9\" }]\n[[routers.interfaces]]",
+            "routes = [{ destination = \"192.168.50.0/24\", nexthop = \"10.3.0.9\" }, { destination = \"0.0.0.0/0\", nexthop = \"203.0.113.1\" }]\ngateway = { vni = 999 }\nfloating_ips = [{ external = \"203.0.113.11\", internal = \"10.3.0.10\" }]\nport_forwardings = [{ protocol = \"udp\", external = \"203.0.113.12\", external_port = 53, internal = \"10.4.0.10\", internal_port = 5353 }]\n[[routers.interfaces]]\nvni = 999\nmac = \"02:00:00:00:09:01\"\naddresses = [\"203.0.113.10/24\"]\n[[routers.interfaces]]",
+        );
+    format!(
+        r#"{base}
+[limits]
+conntrack_max = 64
+conntrack_per_tenant = 32
+nat_max = 64
+nat_per_router = 32
+[[segments]]
+vni = 999
+uplink = "upl0"
+[[security_groups]]
+name = "web"
+rules = [
+  {{ direction = "egress", ethertype = "IPv4" }},
+  {{ direction = "egress", ethertype = "IPv6", protocol = 58 }},
+  {{ direction = "ingress", ethertype = "IPv4", protocol = 6, port_range_min = {port}, port_range_max = {port} }},
+  {{ direction = "ingress", ethertype = "IPv4", protocol = 17, remote = ["10.0.0.0/8"] }},
+  {{ direction = "ingress", ethertype = "IPv6", protocol = 58, port_range_min = 128 }},
+]
+"#
+    )
+}
+
 /// Buffers in the pool: few enough that running out (and counting it) happens too.
 const POOL: usize = 256;
 
@@ -165,10 +207,24 @@ fn run_batch(
 }
 
 fuzz_target!(|data: &[u8]| {
-    static TABLES: OnceLock<Arc<Tables>> = OnceLock::new();
-    let tables = TABLES
-        .get_or_init(|| Arc::new(NodeConfig::from_toml(CONFIG).unwrap().validate().unwrap()))
-        .clone();
+    static TABLES: OnceLock<[Arc<Tables>; 3]> = OnceLock::new();
+    let all = TABLES.get_or_init(|| {
+        let t = |s: &str| Arc::new(NodeConfig::from_toml(s).unwrap().validate().unwrap());
+        [t(CONFIG), t(&stateful_config(80)), t(&stateful_config(8080))]
+    });
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let stateful = mode & 1 == 1;
+    let mut swaps = 0usize;
+    let pick = |swaps: usize| {
+        if stateful {
+            all[1 + swaps % 2].clone()
+        } else {
+            all[0].clone()
+        }
+    };
+    let tables = pick(0);
     let mut p = Pipeline::new(tables.clone());
     let mut pool = BufPool::new(POOL, 2048);
     let mut out = Output::new();
@@ -188,12 +244,14 @@ fuzz_target!(|data: &[u8]| {
             1 => Source::Port(PortIdx(1)),
             2 | 3 => Source::Port(PortIdx(2)),
             4 => Source::Port(PortIdx(3)),
-            5 => Source::Port(PortIdx(7)),
+            // The uplink in the stateful configuration; no port otherwise.
+            5 => Source::Port(PortIdx(if stateful { 4 } else { 7 })),
             6 | 7 => Source::Underlay(SocketAddr::from(([192, 168, 0, 2], 4789))),
             8 => Source::Underlay(SocketAddr::from(([192, 168, 0, 3], 1234))),
             9 => Source::Underlay(SocketAddr::from(([192, 168, 0, 9], 4789))),
             _ => {
-                p.swap_tables(tables.clone(), &mut pool);
+                swaps += 1;
+                p.swap_tables(pick(swaps), &mut pool);
                 continue;
             }
         };

@@ -191,6 +191,16 @@ impl Pipeline {
         &self.fdb
     }
 
+    /// Flows in the connection tracker.
+    pub fn conntrack_flows(&self) -> usize {
+        self.st.ct.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// SNAT sessions.
+    pub fn nat_sessions(&self) -> usize {
+        self.st.nat.as_ref().map_or(0, |n| n.sessions())
+    }
+
     /// Entries in the routers' neighbour cache.
     pub fn neighbors(&self) -> usize {
         self.l3.neighbors.len()
