@@ -125,13 +125,14 @@ fn ip6(s: &str) -> Ipv6Addr {
 
 const T0: Timestamp = Timestamp(10_000_000_000);
 
-struct Run {
-    action: Action,
-    bytes: Vec<u8>,
-    generated: Vec<(Vec<u8>, Action)>,
+/// What one packet through the pipeline gave (shared with `stateful_tests`).
+pub(crate) struct Run {
+    pub(crate) action: Action,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) generated: Vec<(Vec<u8>, Action)>,
 }
 
-fn run_at(p: &mut Pipeline, now: Timestamp, source: Source, frame: &[u8]) -> Run {
+pub(crate) fn run_at(p: &mut Pipeline, now: Timestamp, source: Source, frame: &[u8]) -> Run {
     let mut b = PacketBuf::new(2048);
     assert!(b.fill(frame));
     b.meta.source = source;

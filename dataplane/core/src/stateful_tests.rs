@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::config::NodeConfig;
 use crate::counters::{DropReason, Event};
 use crate::ids::PortIdx;
-use crate::packet::{Batch, BufPool, PacketBuf, Source};
+use crate::l3_tests::{Run, run_at};
+use crate::packet::{BufPool, Source};
 use crate::pipeline::{Action, Output, Pipeline};
 use crate::testing::{arp, eth, icmp4_echo, ipv4, udp};
 use crate::time::Timestamp;
@@ -124,32 +125,6 @@ const UPLINK: Source = Source::Port(PortIdx(3));
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
-}
-
-struct Run {
-    action: Action,
-    bytes: Vec<u8>,
-    generated: Vec<(Vec<u8>, Action)>,
-}
-
-fn run_at(p: &mut Pipeline, now: Timestamp, source: Source, frame: &[u8]) -> Run {
-    let mut b = PacketBuf::new(2048);
-    assert!(b.fill(frame));
-    b.meta.source = source;
-    let mut batch = Batch::new();
-    batch.push(b).unwrap();
-    let mut pool = BufPool::new(64, 2048);
-    let mut out = Output::new();
-    p.process(now, &mut batch, &mut pool, &mut out);
-    Run {
-        action: out.actions[0],
-        bytes: batch.packets()[0].data().to_vec(),
-        generated: out
-            .generated
-            .iter()
-            .map(|(b, a)| (b.data().to_vec(), *a))
-            .collect(),
-    }
 }
 
 const T0: Timestamp = Timestamp(10_000_000_000);
