@@ -202,7 +202,7 @@ fn prefill(p: &mut Pipeline, pool: &mut BufPool, frames: impl Iterator<Item = (V
             batch = Batch::new();
         }
     }
-    if batch.len() > 0 {
+    if !batch.is_empty() {
         p.process(NOW, &mut batch, pool, &mut out);
     }
 }
