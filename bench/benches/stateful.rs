@@ -18,13 +18,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_bench::fixtures::udp_frame;
+use weft_bench::fixtures::{buf, udp_frame, vxlan};
 use weft_bench::tsc;
 use weft_dataplane::config::NodeConfig;
 use weft_dataplane::pipeline::{Action, Output, Pipeline};
 use weft_dataplane::tables::Tables;
 use weft_dataplane::wire::MacAddr;
-use weft_dataplane::{BATCH_SIZE, Batch, BufPool, PacketBuf, PortIdx, Source, Timestamp};
+use weft_dataplane::{BATCH_SIZE, Batch, BufPool, PortIdx, Source, Timestamp};
 
 const VM_A: MacAddr = MacAddr([0x02, 0xaa, 0, 0, 0, 2]);
 const RIF_A: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 1]);
@@ -127,12 +127,6 @@ fn set_ports(f: &mut [u8], sport: u16, dport: u16) {
     f[36..38].copy_from_slice(&dport.to_be_bytes());
 }
 
-fn vxlan(inner: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x08, 0, 0, 0, 0, 0, 100, 0];
-    v.extend_from_slice(inner);
-    v
-}
-
 /// The frame of flow `i` of a case.
 fn frame(case: Case, i: u32) -> (Vec<u8>, Source) {
     let (hi, lo) = (
@@ -149,7 +143,7 @@ fn frame(case: Case, i: u32) -> (Vec<u8>, Source) {
                 64,
             );
             set_ports(&mut f, 1024u16.wrapping_add(hi), 1000 + lo);
-            (vxlan(&f), REMOTE)
+            (vxlan(100, &f), REMOTE)
         }
         Case::Snat => {
             let dst = Ipv4Addr::new(198, 51, 100, u8::try_from(lo).unwrap_or(0));
@@ -182,13 +176,6 @@ enum Case {
     RouteFw,
     Snat,
     Fip,
-}
-
-fn buf(frame: &[u8], source: Source) -> PacketBuf {
-    let mut b = PacketBuf::new(2048);
-    assert!(b.fill(frame));
-    b.meta.source = source;
-    b
 }
 
 /// Runs `frames` through `p` in batches, untimed (to fill the tables).

@@ -141,14 +141,16 @@ pub fn udp6_frame(dst: MacAddr, src: MacAddr, sip: Ipv6Addr, dip: Ipv6Addr, len:
     f
 }
 
-fn buf(frame: &[u8], source: Source) -> PacketBuf {
+/// A pool-less packet buffer holding `frame`, from `source`.
+pub fn buf(frame: &[u8], source: Source) -> PacketBuf {
     let mut b = PacketBuf::new(HEADROOM + frame.len().max(2048));
     assert!(b.fill(frame));
     b.meta.source = source;
     b
 }
 
-fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+/// `inner` behind a VXLAN header (I flag, `vni`).
+pub fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
     let v = vni.to_be_bytes();
     let mut p = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
     p.extend_from_slice(inner);

@@ -836,15 +836,13 @@ impl Validator {
                 if a == snat {
                     continue;
                 }
-                if let Some(prev) = externals.insert(a, f("port_forwardings"))
-                    && !prev.starts_with(&f("port_forwardings"))
-                {
-                    {
-                        self.bad(
-                            f("port_forwardings"),
-                            format!("{a} is already used by {prev}"),
-                        );
-                    }
+                // Each address once (a set), and not a floating IP here (checked above): a
+                // previous owner is another router's.
+                if let Some(prev) = externals.insert(a, f("port_forwardings")) {
+                    self.bad(
+                        f("port_forwardings"),
+                        format!("{a} is already used by {prev}"),
+                    );
                 }
             }
         }

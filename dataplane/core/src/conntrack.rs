@@ -38,9 +38,7 @@ use std::net::IpAddr;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::counters::DropReason;
-use crate::flow::{
-    Flow, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Transport, Tuple, tcp_flags,
-};
+use crate::flow::{Flow, Transport, Tuple, tcp_flags};
 use crate::time::Timestamp;
 
 /// A conntrack zone: one VM port.
@@ -473,7 +471,8 @@ impl Conntrack {
         if e.flags & LIVE == 0 {
             return;
         }
-        if let Some((slot, _)) = self.find(&e.key.clone()) {
+        let key = e.key;
+        if let Some((slot, _)) = self.find(&key) {
             self.remove_at(slot);
         }
     }
@@ -613,9 +612,7 @@ fn new_entry(
             return Err(CommitError::Invalid(DropReason::IcmpErrorUntracked));
         }
     };
-    if matches!(key.proto, PROTO_ICMP | PROTO_ICMPV6 | PROTO_TCP | PROTO_UDP) || timeout > 0 {
-        e.expires = now_s.saturating_add(timeout);
-    }
+    e.expires = now_s.saturating_add(timeout);
     Ok(e)
 }
 

@@ -1613,15 +1613,7 @@ mod tests {
         flags: u8,
         data: &[u8],
     ) -> Vec<u8> {
-        let mut s = vec![
-            0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0, 0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0,
-        ];
-        s[0..2].copy_from_slice(&sport.to_be_bytes());
-        s[2..4].copy_from_slice(&dport.to_be_bytes());
-        s.extend_from_slice(data);
-        let c = l4_checksum(IpProtocol::Tcp, src, dst, &s);
-        s[16..18].copy_from_slice(&c.to_be_bytes());
-        s
+        crate::testing::tcp4(src, dst, sport, dport, flags, 1000, 2000, data)
     }
 
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{RuleDirection, StateLimits};
+use crate::config::RuleDirection;
 use crate::conntrack::{CommitError, Conntrack, CtLimits, Dir, Lookup, TenantId, Zone};
 use crate::counters::{DropReason, Event};
 use crate::firewall::{self, Direction, PortFilter};
@@ -67,7 +67,6 @@ pub(crate) struct Stateful {
     routers: Names,
     zones: Names,
     tenants: Names,
-    limits: StateLimits,
     pub(crate) next_expiry: Timestamp,
 }
 
@@ -81,7 +80,6 @@ impl Stateful {
             routers: Names::default(),
             zones: Names::default(),
             tenants: Names::default(),
-            limits: t.limits.clone(),
             next_expiry: Timestamp::ZERO,
         };
         s.swap(t);
@@ -147,10 +145,9 @@ impl Stateful {
             ));
         }
         if self.ct.is_none() && t.ports.iter().any(|p| p.filter.is_some()) {
-            self.limits = t.limits.clone();
             self.ct = Some(Conntrack::new(CtLimits {
-                max_flows: self.limits.conntrack_max,
-                max_per_tenant: self.limits.conntrack_per_tenant,
+                max_flows: t.limits.conntrack_max,
+                max_per_tenant: t.limits.conntrack_per_tenant,
             }));
         }
         removed

@@ -15,7 +15,7 @@ use crate::ids::PortIdx;
 use crate::l3_tests::{Run, run_at};
 use crate::packet::{BufPool, Source};
 use crate::pipeline::{Action, Output, Pipeline};
-use crate::testing::{arp, eth, icmp4_echo, ipv4, udp};
+use crate::testing::{arp, eth, icmp4_echo, ipv4, tcp4, udp};
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
 use crate::wire::checksum;
@@ -133,7 +133,7 @@ fn run(p: &mut Pipeline, source: Source, frame: &[u8]) -> Run {
     run_at(p, T0, source, frame)
 }
 
-/// A TCP segment with a correct checksum.
+/// An IPv4 TCP packet with correct checksums.
 fn tcp(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -143,16 +143,40 @@ fn tcp(
     seq: u32,
     ack: u32,
 ) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&seq.to_be_bytes());
-    t.extend_from_slice(&ack.to_be_bytes());
-    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    let ph = checksum::pseudo_header_v4(&src, &dst, crate::wire::ip::IpProtocol::Tcp, 20);
-    let c = checksum::finish(checksum::sum(&t, ph));
-    t[16..18].copy_from_slice(&c.to_be_bytes());
-    ipv4(src, dst, 6, 64, true, &t)
+    ipv4(
+        src,
+        dst,
+        6,
+        64,
+        true,
+        &tcp4(src, dst, sport, dport, flags, seq, ack, &[]),
+    )
+}
+
+/// A TCP segment from the internet host 198.51.100.7:5555 to `dst`, arriving by the uplink.
+fn from_inet(dst: &str, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    frame(
+        R1X,
+        INET,
+        &tcp(ip("198.51.100.7"), ip(dst), 5555, dport, flags, seq, ack),
+    )
+}
+
+/// a1's TCP segment from 10.0.0.10:8080 back to 198.51.100.7:5555.
+fn a1_to_inet(flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    frame(
+        R1,
+        A1,
+        &tcp(
+            ip("10.0.0.10"),
+            ip("198.51.100.7"),
+            8080,
+            5555,
+            flags,
+            seq,
+            ack,
+        ),
+    )
 }
 
 fn frame(dst: MacAddr, src: MacAddr, l3: &[u8]) -> Vec<u8> {
@@ -334,48 +358,20 @@ fn an_icmp_error_about_a_translated_flow_is_translated_back() {
 fn floating_ips_translate_both_ways_within_the_security_groups() {
     let mut p = Pipeline::new(tables(8080, 1000));
     with_gateway_resolved(&mut p);
-    let syn = frame(
-        R1X,
-        INET,
-        &tcp(
-            ip("198.51.100.7"),
-            ip("203.0.113.11"),
-            5555,
-            8080,
-            0x02,
-            1,
-            0,
-        ),
-    );
+    let syn = from_inet("203.0.113.11", 8080, 0x02, 1, 0);
     let r = run(&mut p, UPLINK, &syn);
     assert_eq!(r.action, Action::Port(PortIdx(0)), "to a1");
     let (_, _, dst, dport) = check_tcp(&r.bytes);
     assert_eq!((dst, dport), (ip("10.0.0.10"), 8080));
     let before = p.counters().drops(DropReason::SecurityGroup);
-    let syn = frame(
-        R1X,
-        INET,
-        &tcp(
-            ip("198.51.100.7"),
-            ip("203.0.113.11"),
-            5555,
-            8081,
-            0x02,
-            1,
-            0,
-        ),
-    );
+    let syn = from_inet("203.0.113.11", 8081, 0x02, 1, 0);
     assert_eq!(
         run(&mut p, UPLINK, &syn).action,
         Action::Drop(DropReason::SecurityGroup)
     );
     assert_eq!(p.counters().drops(DropReason::SecurityGroup), before + 1);
     // a1's answer leaves as the floating IP.
-    let synack = frame(
-        R1,
-        A1,
-        &tcp(ip("10.0.0.10"), ip("198.51.100.7"), 8080, 5555, 0x12, 50, 2),
-    );
+    let synack = a1_to_inet(0x12, 50, 2);
     let r = run(&mut p, A1P, &synack);
     assert_eq!(r.action, Action::Port(PortIdx(3)));
     let (src, sport, _, _) = check_tcp(&r.bytes);
@@ -406,39 +402,11 @@ fn floating_ips_translate_both_ways_within_the_security_groups() {
 fn changed_rules_cut_established_flows_they_no_longer_allow() {
     let mut p = Pipeline::new(tables(8080, 1000));
     with_gateway_resolved(&mut p);
-    let syn = frame(
-        R1X,
-        INET,
-        &tcp(
-            ip("198.51.100.7"),
-            ip("203.0.113.11"),
-            5555,
-            8080,
-            0x02,
-            1,
-            0,
-        ),
-    );
+    let syn = from_inet("203.0.113.11", 8080, 0x02, 1, 0);
     assert_eq!(run(&mut p, UPLINK, &syn).action, Action::Port(PortIdx(0)));
-    let synack = frame(
-        R1,
-        A1,
-        &tcp(ip("10.0.0.10"), ip("198.51.100.7"), 8080, 5555, 0x12, 50, 2),
-    );
+    let synack = a1_to_inet(0x12, 50, 2);
     assert_eq!(run(&mut p, A1P, &synack).action, Action::Port(PortIdx(3)));
-    let ack = frame(
-        R1X,
-        INET,
-        &tcp(
-            ip("198.51.100.7"),
-            ip("203.0.113.11"),
-            5555,
-            8080,
-            0x10,
-            2,
-            51,
-        ),
-    );
+    let ack = from_inet("203.0.113.11", 8080, 0x10, 2, 51);
     assert_eq!(run(&mut p, UPLINK, &ack).action, Action::Port(PortIdx(0)));
     // The same rules again: the flow stays.
     let mut pool = BufPool::new(8, 2048);
@@ -534,4 +502,47 @@ fn vms_cannot_act_as_dhcp_servers() {
         run(&mut p, A1P, &offer).action,
         Action::Drop(DropReason::DhcpServerGuard)
     );
+}
+
+#[test]
+fn floods_reach_filtered_ports_only_for_address_configuration() {
+    let t = tables(8080, 1000);
+    let (a1, uplink) = (&t.ports[0], &t.ports[3]);
+    let bcast = eth(
+        MacAddr::BROADCAST,
+        A2,
+        0x0800,
+        &ipv4(
+            ip("10.0.0.11"),
+            ip("10.0.0.255"),
+            17,
+            64,
+            false,
+            &udp(9, 9, b"x"),
+        ),
+    );
+    assert!(!crate::firewall::flood_allowed(a1, &bcast), "IP broadcast");
+    assert!(crate::firewall::flood_allowed(uplink, &bcast), "no groups");
+    let offer = eth(
+        MacAddr::BROADCAST,
+        A2,
+        0x0800,
+        &ipv4(
+            ip("10.0.0.1"),
+            ip("255.255.255.255"),
+            17,
+            64,
+            false,
+            &udp(67, 68, &[0; 8]),
+        ),
+    );
+    assert!(crate::firewall::flood_allowed(a1, &offer), "DHCP reply");
+    let who = eth(
+        MacAddr::BROADCAST,
+        A2,
+        0x0806,
+        &arp(1, A2, ip("10.0.0.11"), MacAddr::ZERO, ip("10.0.0.10")),
+    );
+    assert!(crate::firewall::flood_allowed(a1, &who), "ARP");
+    assert!(!crate::firewall::flood_allowed(a1, &[0u8; 10]), "garbage");
 }

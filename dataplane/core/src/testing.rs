@@ -131,6 +131,32 @@ pub fn icmp4_echo(ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A TCP segment (20-byte header, window 64240) with its checksum over the IPv4 pseudo-header.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    let len = u16::try_from(t.len()).unwrap();
+    let ph = checksum::pseudo_header_v4(&src, &dst, crate::wire::ip::IpProtocol::Tcp, len);
+    let c = checksum::finish(checksum::sum(&t, ph));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
 /// A UDP header (checksum zero, which IPv4 allows) and `payload`.
 pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = Vec::new();
