@@ -3,8 +3,8 @@
 //!
 //! A [`ConfigDelta`] lists, for each keyed collection of a [`NodeConfig`], the elements to insert
 //! or replace and the keys to remove. The node's identity, underlay and learning settings are
-//! never part of a delta: when they change, [`diff`] answers `None` and the controller sends a
-//! whole configuration instead. Applying the delta of `old → new` to `old` gives `new` exactly,
+//! never part of a delta, nor are the state-table limits: when they change, [`diff`] answers
+//! `None` and the controller sends a whole configuration instead. Applying the delta of `old → new` to `old` gives `new` exactly,
 //! provided both keep their collections sorted by key ([`NodeConfig::sort_by_key`]), which the
 //! compiler does and [`ConfigDelta::apply`] preserves.
 
@@ -14,7 +14,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouterConfig, SegmentConfig,
+    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouterConfig,
+    SecurityGroupConfig, SegmentConfig,
 };
 use crate::wire::mac::MacAddr;
 use crate::wire::vxlan::Vni;
@@ -49,6 +50,13 @@ impl Keyed for RemoteVtepConfig {
 }
 
 impl Keyed for RouterConfig {
+    type Key = String;
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Keyed for SecurityGroupConfig {
     type Key = String;
     fn key(&self) -> String {
         self.name.clone()
@@ -151,6 +159,9 @@ pub struct ConfigDelta {
     /// Hosted routers, by name.
     #[serde(default, skip_serializing_if = "Changes::is_empty")]
     pub routers: Changes<RouterConfig>,
+    /// Security groups, by name.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub security_groups: Changes<SecurityGroupConfig>,
 }
 
 impl ConfigDelta {
@@ -161,6 +172,7 @@ impl ConfigDelta {
             && self.remote_vteps.is_empty()
             && self.remote_bindings.is_empty()
             && self.routers.is_empty()
+            && self.security_groups.is_empty()
     }
 
     /// Applies the delta to `cfg` (whose collections end up sorted by key). The revision is the
@@ -171,6 +183,7 @@ impl ConfigDelta {
         self.remote_vteps.apply_to(&mut cfg.remote_vteps);
         self.remote_bindings.apply_to(&mut cfg.remote_bindings);
         self.routers.apply_to(&mut cfg.routers);
+        self.security_groups.apply_to(&mut cfg.security_groups);
     }
 
     /// Number of elements upserted or removed, for logs.
@@ -183,14 +196,19 @@ impl ConfigDelta {
             + n(&self.remote_vteps)
             + n(&self.remote_bindings)
             + n(&self.routers)
+            + n(&self.security_groups)
     }
 }
 
 /// The delta that turns `old` into `new`, or `None` when they differ in something a delta does
-/// not carry (node name, underlay, learning): then the whole of `new` must be sent. Both must be
-/// sorted by key. The revisions are not compared.
+/// not carry (node name, underlay, learning, limits): then the whole of `new` must be sent.
+/// Both must be sorted by key. The revisions are not compared.
 pub fn diff(old: &NodeConfig, new: &NodeConfig) -> Option<ConfigDelta> {
-    if old.node != new.node || old.underlay != new.underlay || old.learning != new.learning {
+    if old.node != new.node
+        || old.underlay != new.underlay
+        || old.learning != new.learning
+        || old.limits != new.limits
+    {
         return None;
     }
     Some(ConfigDelta {
@@ -199,6 +217,7 @@ pub fn diff(old: &NodeConfig, new: &NodeConfig) -> Option<ConfigDelta> {
         remote_vteps: Changes::between(&old.remote_vteps, &new.remote_vteps),
         remote_bindings: Changes::between(&old.remote_bindings, &new.remote_bindings),
         routers: Changes::between(&old.routers, &new.routers),
+        security_groups: Changes::between(&old.security_groups, &new.security_groups),
     })
 }
 
@@ -213,6 +232,7 @@ impl NodeConfig {
         sort(&mut self.remote_vteps);
         sort(&mut self.remote_bindings);
         sort(&mut self.routers);
+        sort(&mut self.security_groups);
     }
 }
 
@@ -299,7 +319,55 @@ vtep = "192.168.100.2"
     }
 
     #[test]
+    fn security_groups_travel_in_deltas() {
+        use crate::config::{RuleDirection, RuleEtherType, SecurityRuleConfig};
+        let rule = |port: u16| SecurityRuleConfig {
+            direction: RuleDirection::Ingress,
+            ethertype: RuleEtherType::IPv4,
+            protocol: Some(6),
+            port_range_min: Some(port),
+            port_range_max: Some(port),
+            remote: Some(vec!["10.0.0.2/32".parse().unwrap()]),
+        };
+        let mut old = base();
+        old.security_groups = vec![
+            SecurityGroupConfig {
+                name: "web".into(),
+                rules: vec![rule(80)],
+            },
+            SecurityGroupConfig {
+                name: "db".into(),
+                rules: vec![],
+            },
+        ];
+        old.ports[0].security_groups = Some(vec!["web".into(), "db".into()]);
+        old.sort_by_key();
+        old.validate().unwrap();
+        let mut new = old.clone();
+        new.security_groups[1].rules.push(rule(443));
+        new.security_groups.retain(|g| g.name != "db");
+        new.ports[0].security_groups = Some(vec!["web".into()]);
+        new.validate().unwrap();
+
+        let d = diff(&old, &new).unwrap();
+        assert_eq!(d.security_groups.remove, ["db"]);
+        assert_eq!(d.security_groups.upsert.len(), 1);
+        let wire = serde_json::to_string(&d).unwrap();
+        let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
+        let mut applied = old.clone();
+        d.apply(&mut applied);
+        assert_eq!(applied, new);
+        // A change of rules only is a delta too, never "nothing".
+        let mut rules_only = new.clone();
+        rules_only.security_groups[0].rules[0].port_range_max = Some(81);
+        assert!(!diff(&new, &rules_only).unwrap().is_empty());
+    }
+
+    #[test]
     fn underlay_changes_need_a_snapshot() {
+        let mut new = base();
+        new.limits.conntrack_max = 10;
+        assert!(diff(&base(), &new).is_none(), "limits are not in deltas");
         let mut new = base();
         new.underlay.mtu = 9000;
         assert!(diff(&base(), &new).is_none());
