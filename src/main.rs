@@ -61,7 +61,8 @@ enum Command {
     Agent {
         /// Node configuration file (TOML; JSON if it ends in .json). See docs/node-config.md.
         #[arg(long, short, required_unless_present = "controller", conflicts_with_all = [
-            "controller", "node", "ca", "cert", "key", "state_dir", "vtep_ip", "underlay_mtu", "role"
+            "controller", "node", "ca", "cert", "key", "state_dir", "vtep_ip", "underlay_mtu", "role",
+            "uplink"
         ])]
         config: Option<PathBuf>,
         /// The controller's node API, https://HOST:9697 (mutual TLS).
@@ -93,6 +94,11 @@ enum Command {
         /// Default: hypervisor.
         #[arg(long, requires = "controller", value_parser = ["hypervisor", "router"])]
         role: Vec<String>,
+        /// An uplink: the host interface through which this node reaches a physical network
+        /// (external and flat networks: router gateways, provider ports), PHYSNET=IFACE, e.g.
+        /// public=eth1; repeatable (with --controller).
+        #[arg(long, requires = "controller", value_name = "PHYSNET=IFACE")]
+        uplink: Vec<String>,
         /// Control socket for `weft stats`, `weft capture` and `weft reload`.
         #[arg(long, default_value = DEFAULT_CONTROL)]
         control: PathBuf,
@@ -274,6 +280,7 @@ fn run(cmd: Command) -> Result<()> {
             vtep_ip,
             underlay_mtu,
             role,
+            uplink,
             control,
         } => {
             let source = match (config, controller) {
@@ -297,6 +304,8 @@ fn run(cmd: Command) -> Result<()> {
                         vtep_ip: vtep_ip.ok_or_else(|| need("vtep-ip"))?,
                         underlay_mtu,
                         roles,
+                        uplinks: weft_agent::client::parse_uplinks(&uplink)
+                            .map_err(anyhow::Error::msg)?,
                     })
                 }
                 _ => anyhow::bail!("give either --config FILE or --controller URL"),

@@ -35,6 +35,10 @@ pub struct UpOptions {
     /// The agent's control socket.
     #[arg(long, default_value = crate::DEFAULT_CONTROL)]
     pub control: PathBuf,
+    /// An uplink of this node, PHYSNET=IFACE (e.g. public=eth1): the host interface of a
+    /// physical network, for external networks (router gateways, floating IPs); repeatable.
+    #[arg(long, value_name = "PHYSNET=IFACE")]
+    pub uplink: Vec<String>,
 }
 
 fn host_name() -> Result<String> {
@@ -112,6 +116,7 @@ pub fn run(o: UpOptions) -> Result<()> {
         Some(n) => n,
         None => host_name()?,
     };
+    let uplinks = weft_agent::client::parse_uplinks(&o.uplink).map_err(anyhow::Error::msg)?;
     if !pki::valid_node_name(&node) {
         bail!(
             "node name '{node}' is not valid (1-255 of letters, digits, '.', '_', '-', ':'); give --node"
@@ -192,6 +197,7 @@ pub fn run(o: UpOptions) -> Result<()> {
                 weft_agent::client::Role::Hypervisor,
                 weft_agent::client::Role::Router,
             ],
+            uplinks,
         }),
         control: o.control,
     };

@@ -152,6 +152,8 @@ pub struct ControllerOptions {
     pub underlay_mtu: u32,
     /// The node's roles.
     pub roles: Vec<Role>,
+    /// Its uplinks: physical network → host interface (external and flat networks).
+    pub uplinks: BTreeMap<String, String>,
 }
 
 /// What `PUT /v1/nodes/{node}` carries.
@@ -160,6 +162,27 @@ struct Registration {
     vtep_ip: IpAddr,
     underlay_mtu: u32,
     roles: Vec<Role>,
+    /// Left out when empty: controllers that predate uplinks refuse unknown fields.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    uplinks: BTreeMap<String, String>,
+}
+
+/// Parses `--uplink PHYSNET=IFACE` values into a map; a physical network given twice is an
+/// error.
+pub fn parse_uplinks(values: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let Some((physnet, iface)) = v.split_once('=') else {
+            return Err(format!("--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"));
+        };
+        if physnet.is_empty() || iface.is_empty() {
+            return Err(format!("--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"));
+        }
+        if out.insert(physnet.to_owned(), iface.to_owned()).is_some() {
+            return Err(format!("--uplink: physical network {physnet} is given twice"));
+        }
+    }
+    Ok(out)
 }
 
 /// A port's state as reported to the controller.
@@ -300,6 +323,7 @@ impl Client {
                 vtep_ip: opts.vtep_ip,
                 underlay_mtu: opts.underlay_mtu,
                 roles,
+                uplinks: opts.uplinks.clone(),
             }),
         })
     }
@@ -591,6 +615,7 @@ mod tests {
                 vtep_ip: "192.168.100.1".parse().unwrap(),
                 underlay_mtu: 1500,
                 roles: vec![Role::Hypervisor],
+                uplinks: BTreeMap::new(),
             }),
         };
         assert_eq!(
@@ -605,6 +630,24 @@ mod tests {
             serde_json::to_string(&*c.registration).unwrap(),
             r#"{"vtep_ip":"192.168.100.1","underlay_mtu":1500,"roles":["hypervisor"]}"#
         );
+        let with_uplink = Registration {
+            uplinks: parse_uplinks(&["public=eth1".into()]).unwrap(),
+            ..(*c.registration).clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&with_uplink).unwrap(),
+            r#"{"vtep_ip":"192.168.100.1","underlay_mtu":1500,"roles":["hypervisor"],"uplinks":{"public":"eth1"}}"#
+        );
+    }
+
+    #[test]
+    fn uplink_options() {
+        let m = parse_uplinks(&["public=eth1".into(), "physnet2=bond0.100".into()]).unwrap();
+        assert_eq!(m["public"], "eth1");
+        assert_eq!(m["physnet2"], "bond0.100");
+        assert!(parse_uplinks(&["eth1".into()]).is_err());
+        assert!(parse_uplinks(&["=eth1".into()]).is_err());
+        assert!(parse_uplinks(&["a=eth1".into(), "a=eth2".into()]).is_err());
     }
 
     #[test]
@@ -637,6 +680,7 @@ mod tests {
             vtep_ip: "192.168.100.1".parse().unwrap(),
             underlay_mtu: 1500,
             roles: vec![],
+            uplinks: BTreeMap::new(),
         };
         let e = Client::new(&opts).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");

@@ -344,10 +344,22 @@ pub struct Registration {
     pub underlay_mtu: u32,
     /// What it offers.
     pub roles: Vec<NodeRole>,
+    /// Physical network → host interface of its uplinks (external and flat networks).
+    #[serde(default)]
+    pub uplinks: BTreeMap<String, String>,
 }
 
 fn default_mtu() -> u32 {
     1500
+}
+
+/// A Linux interface name: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace.
+fn valid_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 impl Registration {
@@ -367,6 +379,24 @@ impl Registration {
         }
         if self.roles.is_empty() {
             return Err("roles: at least one of hypervisor, router".into());
+        }
+        let mut ifaces = std::collections::BTreeSet::new();
+        for (physnet, iface) in &self.uplinks {
+            if physnet.is_empty() || physnet.len() > 255 || physnet.chars().any(char::is_control) {
+                return Err(format!(
+                    "uplinks: {physnet:?} is not a physical network name (1-255 characters)"
+                ));
+            }
+            if !valid_ifname(iface) {
+                return Err(format!(
+                    "uplinks: {physnet}: {iface:?} is not an interface name (1-15 characters, no '/', ':' or whitespace)"
+                ));
+            }
+            if !ifaces.insert(iface.as_str()) {
+                return Err(format!(
+                    "uplinks: interface {iface} is given for two physical networks"
+                ));
+            }
         }
         Ok(())
     }
@@ -398,7 +428,8 @@ async fn register(
         tracing::warn!(node = %node, revision, "registration: the compiler has not caught up yet");
     }
     let cfg = api.hub.config(&node);
-    tracing::info!(node = %node, vtep = %reg.vtep_ip, roles = ?roles, "node registered");
+    tracing::info!(node = %node, vtep = %reg.vtep_ip, roles = ?roles, uplinks = ?reg.uplinks,
+        "node registered");
     Ok(Json(serde_json::json!({
         "node": node,
         "revision": cfg.map_or(0, |c| c.revision),
@@ -419,11 +450,13 @@ async fn write_node(
         Some(n)
             if n.vtep_ip == reg.vtep_ip
                 && n.underlay_mtu == reg.underlay_mtu
-                && n.roles == roles => {}
+                && n.roles == roles
+                && n.uplinks == reg.uplinks => {}
         Some(mut n) => {
             n.vtep_ip = reg.vtep_ip;
             n.underlay_mtu = reg.underlay_mtu;
             n.roles = roles.to_vec();
+            n.uplinks.clone_from(&reg.uplinks);
             tx.update(&Scope::All, &mut n).await?;
         }
         None => {
@@ -432,6 +465,7 @@ async fn write_node(
                 vtep_ip: reg.vtep_ip,
                 underlay_mtu: reg.underlay_mtu,
                 roles: roles.to_vec(),
+                uplinks: reg.uplinks.clone(),
                 std: StandardAttrs::new(Timestamp::now()),
             };
             tx.insert(&Scope::All, &mut n).await?;

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod request;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
@@ -319,6 +320,10 @@ pub struct Node {
     pub underlay_mtu: u32,
     /// What it offers, sorted and unique.
     pub roles: Vec<NodeRole>,
+    /// Its uplinks: physical network (Neutron's `provider:physical_network`) → host interface.
+    /// External and flat networks reach this node through them.
+    #[serde(default)]
+    pub uplinks: BTreeMap<String, String>,
     /// Revision number and timestamps.
     #[serde(flatten)]
     pub std: StandardAttrs,
