@@ -173,13 +173,19 @@ pub fn parse_uplinks(values: &[String]) -> Result<BTreeMap<String, String>, Stri
     let mut out = BTreeMap::new();
     for v in values {
         let Some((physnet, iface)) = v.split_once('=') else {
-            return Err(format!("--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"));
+            return Err(format!(
+                "--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"
+            ));
         };
         if physnet.is_empty() || iface.is_empty() {
-            return Err(format!("--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"));
+            return Err(format!(
+                "--uplink {v:?}: expected PHYSNET=IFACE, e.g. public=eth1"
+            ));
         }
         if out.insert(physnet.to_owned(), iface.to_owned()).is_some() {
-            return Err(format!("--uplink: physical network {physnet} is given twice"));
+            return Err(format!(
+                "--uplink: physical network {physnet} is given twice"
+            ));
         }
     }
     Ok(out)

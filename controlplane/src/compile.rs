@@ -9,8 +9,12 @@
 //! dataplane's own checks before it is handed out; one that does not validate is logged and the
 //! node keeps its previous one.
 //!
-//! Not compiled yet (issue 4): security groups, floating IPs, router gateways and SNAT, flat
-//! (provider) networks. Routers are placed on nodes with the `router` role: a `weft:node=NAME`
+//! Security groups: every local port with port security gets its groups, each compiled once
+//! per node with its rules; a rule naming a remote group gets the addresses of that group's
+//! members (every port in it, wherever it is), of the rule's IP version.
+//!
+//! Not compiled yet (issue 4): floating IPs, router gateways and SNAT, flat (provider)
+//! networks. Routers are placed on nodes with the `router` role: a `weft:node=NAME`
 //! tag places one explicitly; otherwise it stays where it was, or goes to the router node with
 //! the fewest routers.
 
@@ -21,13 +25,14 @@ use ipnetwork::IpNetwork;
 use weft_dataplane::config::{
     AddressPair, Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig,
     RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig, RouterInterfaceConfig,
-    SegmentConfig, SubnetConfig, UnderlayConfig, VXLAN_PORT,
+    RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig, SegmentConfig,
+    SubnetConfig, UnderlayConfig, VXLAN_PORT,
 };
 use weft_dataplane::wire::vxlan::Vni;
 
 use crate::model::{
-    Ipv6Mode, Network, NetworkType, Node, NodeRole, OWNER_ROUTER_INTERFACE, Port, ResourceKind,
-    Router, Subnet,
+    Direction, EtherType, Ipv6Mode, Network, NetworkType, Node, NodeRole, OWNER_ROUTER_INTERFACE,
+    Port, ResourceKind, Router, SecurityGroupId, SecurityGroupRule, Subnet,
 };
 use crate::store::{RevisionRecord, Snapshot};
 
@@ -62,6 +67,19 @@ struct Index {
     node_networks: HashMap<String, BTreeSet<String>>,
     /// Port id → its network and `binding:host_id`.
     port_location: HashMap<String, (String, String)>,
+    /// Security groups (every one that exists) → their rules, by rule id.
+    groups: HashMap<SecurityGroupId, Vec<SecurityGroupRule>>,
+    /// Rule id → its group.
+    rule_group: HashMap<String, SecurityGroupId>,
+    /// Group → the groups that have a rule naming it as their remote group.
+    remote_users: HashMap<SecurityGroupId, BTreeSet<SecurityGroupId>>,
+    /// Group → the addresses of its members (every port in it, bound or not): fixed IPs as
+    /// host networks and allowed address pairs. Sorted, unique.
+    group_addrs: HashMap<SecurityGroupId, Vec<IpNetwork>>,
+    /// Group → the nodes its members' ports are configured on.
+    group_nodes: HashMap<SecurityGroupId, BTreeSet<String>>,
+    /// Port id → what remote groups read of it: its groups and addresses.
+    port_sg: HashMap<String, (Vec<SecurityGroupId>, Vec<IpNetwork>)>,
 }
 
 impl Index {
@@ -112,7 +130,51 @@ impl Index {
                 }
             }
         }
+        ix.index_security_groups(snap);
         ix
+    }
+
+    /// Groups, their rules, remote-group users and member addresses.
+    fn index_security_groups(&mut self, snap: &Snapshot) {
+        for g in &snap.security_groups {
+            self.groups.entry(g.id).or_default();
+        }
+        for r in &snap.security_group_rules {
+            self.rule_group
+                .insert(r.id.to_string(), r.security_group_id);
+            if let Some(remote) = r.remote_group_id {
+                self.remote_users
+                    .entry(remote)
+                    .or_default()
+                    .insert(r.security_group_id);
+            }
+            if let Some(rules) = self.groups.get_mut(&r.security_group_id) {
+                rules.push(r.clone());
+            }
+        }
+        for p in &snap.ports {
+            if p.security_groups.is_empty() {
+                continue;
+            }
+            let addrs = member_addresses(p);
+            for g in &p.security_groups {
+                self.group_addrs
+                    .entry(*g)
+                    .or_default()
+                    .extend(addrs.iter().copied());
+            }
+            if let Some(node) = self.node_of(p).map(str::to_owned) {
+                for g in &p.security_groups {
+                    self.group_nodes.entry(*g).or_default().insert(node.clone());
+                }
+            }
+            self.port_sg
+                .insert(p.id.to_string(), (p.security_groups.clone(), addrs));
+        }
+        for a in self.group_addrs.values_mut() {
+            a.sort();
+            a.dedup();
+        }
     }
 
     /// Neutron gives a router one port per IPv4 subnet (and one for the IPv6 subnets) of a
@@ -258,6 +320,7 @@ impl Index {
         let empty = BTreeSet::new();
         let nets = self.node_networks.get(name).unwrap_or(&empty);
         let mut vteps: BTreeMap<IpAddr, BTreeSet<Vni>> = BTreeMap::new();
+        let mut used_groups: BTreeSet<SecurityGroupId> = BTreeSet::new();
         for net_id in nets {
             let (Some(net), Some(vni)) = (self.networks.get(net_id), self.vni(net_id)) else {
                 continue;
@@ -272,6 +335,8 @@ impl Index {
                 let ips: Vec<IpAddr> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
                 if at == name {
                     if p.device_owner != OWNER_ROUTER_INTERFACE {
+                        let groups = self.port_groups(p);
+                        used_groups.extend(groups.iter().copied());
                         cfg.ports.push(PortConfig {
                             name: p.id.to_string(),
                             interface: tap_name(&p.id.to_string()),
@@ -288,7 +353,10 @@ impl Index {
                                 })
                                 .collect(),
                             hostname: None,
-                            security_groups: None,
+                            // Always a list under the controller: [] lets nothing in.
+                            security_groups: Some(
+                                groups.iter().map(ToString::to_string).collect(),
+                            ),
                             project: p.project_id.to_string(),
                         });
                     }
@@ -327,8 +395,44 @@ impl Index {
                 cfg.routers.push(r);
             }
         }
+        cfg.security_groups = used_groups
+            .iter()
+            .map(|g| self.security_group(name, *g))
+            .collect();
         cfg.sort_by_key();
         cfg
+    }
+
+    /// The groups filtering a local port: none without port security (nothing is filtered
+    /// then); groups that no longer exist are left out.
+    fn port_groups(&self, p: &Port) -> BTreeSet<SecurityGroupId> {
+        if !p.port_security_enabled {
+            return BTreeSet::new();
+        }
+        p.security_groups
+            .iter()
+            .filter(|g| self.groups.contains_key(g))
+            .copied()
+            .collect()
+    }
+
+    /// A group with its rules, remote groups expanded. Rules the dataplane would refuse are
+    /// left out (and logged) rather than making the whole node's configuration invalid.
+    fn security_group(&self, node: &str, id: SecurityGroupId) -> SecurityGroupConfig {
+        let mut rules: Vec<SecurityRuleConfig> = Vec::new();
+        for r in self.groups.get(&id).map_or(&[][..], Vec::as_slice) {
+            match rule_config(r, &self.group_addrs) {
+                Ok(c) => rules.push(c),
+                Err(why) => tracing::warn!(node, group = %id, rule = %r.id, reason = %why,
+                    "security group rule left out of the node's configuration"),
+            }
+        }
+        rules.sort_by(|a, b| rule_order(a).cmp(&rule_order(b)));
+        rules.dedup();
+        SecurityGroupConfig {
+            name: id.to_string(),
+            rules,
+        }
     }
 
     fn segment(&self, net: &Network, vni: Vni, ports: &[Port], max_mtu: u32) -> SegmentConfig {
@@ -446,13 +550,151 @@ impl Index {
             }
             // A node that comes, goes or moves its VTEP changes its neighbours' lists.
             ResourceKind::Node => return true,
+            // A group's rules are compiled on the nodes of its members; its members' addresses
+            // on the nodes of the groups that name it as a remote group. A rule change only
+            // needs the first; both are taken (over-approximation: cheap, and the hub drops
+            // configurations that come out unchanged).
+            ResourceKind::SecurityGroup | ResourceKind::SecurityGroupRule => {
+                let group = if rec.resource_type == ResourceKind::SecurityGroup {
+                    id.parse().ok()
+                } else {
+                    self.rule_group.get(id).copied()
+                };
+                if let Some(g) = group {
+                    self.group_users_nodes(g, true, hosts);
+                }
+            }
             // Not compiled yet (issue 4).
-            ResourceKind::FloatingIp
-            | ResourceKind::SecurityGroup
-            | ResourceKind::SecurityGroupRule => {}
+            ResourceKind::FloatingIp => {}
         }
         false
     }
+
+    /// The nodes of the members of `g` (with `members`) and of the members of every group that
+    /// names `g` as a remote group.
+    fn group_users_nodes(&self, g: SecurityGroupId, members: bool, hosts: &mut BTreeSet<String>) {
+        let users = self.remote_users.get(&g).into_iter().flatten();
+        for u in members.then_some(&g).into_iter().chain(users) {
+            if let Some(n) = self.group_nodes.get(u) {
+                hosts.extend(n.iter().cloned());
+            }
+        }
+    }
+}
+
+/// A port whose groups or addresses changed changes the remote-group expansions of the groups
+/// that name any of its groups (before or after) as a remote group: their members' nodes are
+/// recompiled. A port change that leaves both alone (a status report, a rename) touches only
+/// the port's own node.
+fn remote_group_touched(old: &Index, new: &Index, port: &str, hosts: &mut BTreeSet<String>) {
+    let (before, after) = (old.port_sg.get(port), new.port_sg.get(port));
+    if before == after {
+        return;
+    }
+    let groups: BTreeSet<SecurityGroupId> = before
+        .into_iter()
+        .chain(after)
+        .flat_map(|(g, _)| g.iter().copied())
+        .collect();
+    for g in groups {
+        old.group_users_nodes(g, false, hosts);
+        new.group_users_nodes(g, false, hosts);
+    }
+}
+
+/// What a port contributes to the groups it is in: its fixed IPs as host networks and its
+/// allowed address pairs.
+fn member_addresses(p: &Port) -> Vec<IpNetwork> {
+    p.fixed_ips
+        .iter()
+        .map(|f| IpNetwork::from(f.ip_address))
+        .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address))
+        .collect()
+}
+
+/// A total order on compiled rules (the node configuration is compared and diffed).
+fn rule_order(r: &SecurityRuleConfig) -> impl Ord + '_ {
+    (
+        r.direction == RuleDirection::Egress,
+        r.ethertype == RuleEtherType::IPv6,
+        r.protocol,
+        r.port_range_min,
+        r.port_range_max,
+        &r.remote,
+    )
+}
+
+/// One Neutron rule as the dataplane takes it: the protocol as a number (`icmp` on an IPv6
+/// rule is ICMPv6, as Neutron reads it), the ports (the ICMP type and code for ICMP), the remote
+/// prefix, or the addresses of the remote group's members of the rule's IP version. `Err`: a
+/// rule the dataplane would refuse, with the reason.
+fn rule_config(
+    r: &SecurityGroupRule,
+    group_addrs: &HashMap<SecurityGroupId, Vec<IpNetwork>>,
+) -> Result<SecurityRuleConfig, String> {
+    let v4 = r.ethertype == EtherType::IPv4;
+    let protocol = match r.protocol.as_deref() {
+        None => None,
+        Some(p) => crate::model::validate::protocol_number(p).map_err(|e| e.to_string())?,
+    };
+    let protocol = match protocol {
+        Some(1) if !v4 => Some(58),
+        other => other,
+    };
+    let remote = match (r.remote_ip_prefix, r.remote_group_id) {
+        (Some(p), _) => {
+            if p.is_ipv4() != v4 {
+                return Err(format!("remote prefix {p} is not of the rule's ethertype"));
+            }
+            Some(vec![IpNetwork::new(p.network(), p.prefix()).unwrap_or(p)])
+        }
+        (None, Some(g)) => Some(
+            group_addrs
+                .get(&g)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter(|a| a.is_ipv4() == v4)
+                .copied()
+                .collect(),
+        ),
+        (None, None) => None,
+    };
+    let icmp = matches!((protocol, v4), (Some(1), true) | (Some(58), false));
+    let ported = matches!(protocol, Some(6 | 17 | 33 | 132 | 136));
+    match (r.port_range_min, r.port_range_max) {
+        (None, None) => {}
+        (min, max) if icmp => {
+            if min.is_none() || min.is_some_and(|t| t > 255) || max.is_some_and(|c| c > 255) {
+                return Err("ICMP type and code out of range".into());
+            }
+        }
+        (Some(min), Some(max)) if ported => {
+            if min == 0 || min > max {
+                return Err(format!("{min}-{max} is not a port range"));
+            }
+        }
+        _ => {
+            return Err(format!(
+                "port range on protocol {protocol:?} ({})",
+                if v4 { "IPv4" } else { "IPv6" }
+            ));
+        }
+    }
+    Ok(SecurityRuleConfig {
+        direction: match r.direction {
+            Direction::Ingress => RuleDirection::Ingress,
+            Direction::Egress => RuleDirection::Egress,
+        },
+        ethertype: if v4 {
+            RuleEtherType::IPv4
+        } else {
+            RuleEtherType::IPv6
+        },
+        protocol,
+        port_range_min: r.port_range_min,
+        port_range_max: r.port_range_max,
+        remote,
+    })
 }
 
 fn subnet(s: &Subnet, has_router: bool) -> SubnetConfig {
@@ -533,6 +775,9 @@ impl Compiler {
                 for rec in records {
                     all |= old.touched(rec, &mut nets, &mut hosts);
                     all |= new.touched(rec, &mut nets, &mut hosts);
+                    if rec.resource_type == ResourceKind::Port {
+                        remote_group_touched(old, &new, &rec.resource_id, &mut hosts);
+                    }
                 }
                 if new.placement != old.placement {
                     for (r, n) in old.placement.iter().chain(new.placement.iter()) {
