@@ -141,8 +141,9 @@ enum Command {
         /// The project every request belongs to under --auth noauth.
         #[arg(long, default_value = "default")]
         noauth_project: String,
-        /// VNIs for new VXLAN networks, FIRST:LAST.
-        #[arg(long, default_value = "1:16777215")]
+        /// VNIs for new VXLAN networks, FIRST:LAST, within 1:16711679 (the VNIs above key the
+        /// segments of flat networks).
+        #[arg(long, default_value = "1:16711679")]
         vni_range: String,
         /// MTU of the underlay; VXLAN networks get 50 bytes less.
         #[arg(long, default_value_t = 1500)]
@@ -329,7 +330,7 @@ fn run(cmd: Command) -> Result<()> {
             let (first, last) = vni_range
                 .split_once(':')
                 .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-                .context("--vni-range must be FIRST:LAST, e.g. 1:16777215")?;
+                .context("--vni-range must be FIRST:LAST, e.g. 1:16711679")?;
             let cfg = ControllerConfig {
                 listen,
                 db_url: db.unwrap_or_else(|| ControllerConfig::default_db(&data_dir)),

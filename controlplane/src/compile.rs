@@ -4,40 +4,62 @@
 //! [`Compiler::update`] takes a whole [`Snapshot`] and the change records since the previous
 //! one, rebuilds the (cheap, in-memory) index of who is where, and recompiles only the nodes
 //! whose inputs the changes can touch: nodes with a segment on a changed network (before or
-//! after the change), the hosts of changed ports, the nodes of changed routers. Without records
-//! (the first run, or a gap) every node is compiled. Every configuration is validated with the
-//! dataplane's own checks before it is handed out; one that does not validate is logged and the
-//! node keeps its previous one.
+//! after the change), the hosts of changed ports, the nodes of changed routers and of the
+//! routers of changed floating IPs, and for security groups the nodes of the groups' members
+//! (`Index::touched`). Without records (the first run, or a gap) every node is
+//! compiled. Every configuration is validated with the dataplane's own checks before it is
+//! handed out; one that does not validate is logged and the node keeps its previous one.
 //!
 //! Security groups: every local port with port security gets its groups, each compiled once
 //! per node with its rules; a rule naming a remote group gets the addresses of that group's
 //! members (every port in it, wherever it is), of the rule's IP version.
 //!
-//! Not compiled yet (issue 4): floating IPs, router gateways and SNAT, flat (provider)
-//! networks. Routers are placed on nodes with the `router` role: a `weft:node=NAME`
-//! tag places one explicitly; otherwise it stays where it was, or goes to the router node with
-//! the fewest routers.
+//! Networks are overlays (VXLAN, a VNI each) or uplink networks (external or flat): a node
+//! reaches an uplink network through its own uplink for the network's physical network
+//! (`Node::uplinks`), never over VXLAN, so uplink segments have no remote VTEPs or bindings.
+//! A node without that uplink gets nothing of the network (ports and router gateways on it
+//! are left out, logged). Flat networks have no VNI: they get a key from [`UPLINK_VNIS`].
+//!
+//! Routers are placed on nodes with the `router` role: a `weft:node=NAME` tag places one
+//! explicitly; otherwise it stays where it was, or goes to the router node with the fewest
+//! routers; a router with a gateway only to (or stays on) a node with an uplink for its
+//! external network, when one exists. Its gateway port becomes an interface on the external
+//! segment with the default routes via the external subnets' gateways; its associated
+//! floating IPs become 1:1 NAT entries.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::RangeInclusive;
 
 use ipnetwork::IpNetwork;
 use weft_dataplane::config::{
-    AddressPair, Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig,
-    RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig, RouterInterfaceConfig,
-    RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig, SegmentConfig,
-    SubnetConfig, UnderlayConfig, VXLAN_PORT,
+    AddressPair, FloatingIpConfig, GatewayConfig, Ipv6Mode as DpIpv6Mode, LearningConfig,
+    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig,
+    RouterInterfaceConfig, RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig,
+    SegmentConfig, SubnetConfig, UnderlayConfig, VXLAN_PORT,
 };
 use weft_dataplane::wire::vxlan::Vni;
 
 use crate::model::{
-    Direction, EtherType, Ipv6Mode, Network, NetworkType, Node, NodeRole, OWNER_ROUTER_INTERFACE,
-    Port, ResourceKind, Router, SecurityGroupId, SecurityGroupRule, Subnet,
+    Direction, EtherType, FloatingIp, Ipv6Mode, Network, NetworkType, Node, NodeRole,
+    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, ResourceKind, Router, SecurityGroupId,
+    SecurityGroupRule, Subnet,
 };
 use crate::store::{RevisionRecord, Snapshot};
 
 /// The tag that pins a router to a node.
 pub const PLACEMENT_TAG: &str = "weft:node=";
+
+/// The VNIs the compiler gives networks that have no segmentation id of their own (flat
+/// networks): a node's dataplane keys every segment by VNI, even one reached through an uplink
+/// and never carried over VXLAN. The API hands out none of these to VXLAN networks (its
+/// default range ends below, `--vni-range` may not reach into it, and an explicit
+/// `provider:segmentation_id` in it is refused), so a key never collides with a tenant VNI.
+pub const UPLINK_VNIS: RangeInclusive<u32> = 0xFF_0000..=0xFF_FFFF;
+
+/// Uplinks tried, in order, for an external network without a physical network (an external
+/// VXLAN network).
+const DEFAULT_UPLINKS: [&str; 2] = ["public", "default"];
 
 /// The host-side interface name of a port: `tap` + the first 11 characters of its id, as Nova's
 /// libvirt driver names it.
@@ -53,14 +75,23 @@ pub fn tap_name(port_id: &str) -> String {
 #[derive(Debug, Default)]
 struct Index {
     nodes: BTreeMap<String, Node>,
-    /// VXLAN networks by id.
+    /// Networks a node can have a segment of, by id: VXLAN networks with a VNI, and uplink
+    /// networks (external or flat).
     networks: HashMap<String, Network>,
+    /// Each network's VNI: its segmentation id, or one of [`UPLINK_VNIS`].
+    vnis: HashMap<String, Vni>,
     subnets: HashMap<String, Subnet>,
     /// Ports by network id.
     ports_by_network: HashMap<String, Vec<Port>>,
     routers: HashMap<String, Router>,
     /// Interface ports by router id.
     router_ports: HashMap<String, Vec<Port>>,
+    /// The gateway port of each router that has one.
+    gateway_ports: HashMap<String, Port>,
+    /// Associated floating IPs by router id.
+    floating_ips: HashMap<String, Vec<FloatingIp>>,
+    /// Floating IP id → its router.
+    fip_router: HashMap<String, String>,
     /// Router id → node.
     placement: BTreeMap<String, String>,
     /// Node → networks it has a segment on.
@@ -92,8 +123,9 @@ impl Index {
                 .collect(),
             ..Index::default()
         };
+        ix.vnis = vni_keys(&snap.networks);
         for n in &snap.networks {
-            if n.network_type == NetworkType::Vxlan && n.segmentation_id.is_some() {
+            if ix.vnis.contains_key(&n.id.to_string()) {
                 ix.networks.insert(n.id.to_string(), n.clone());
             }
         }
@@ -111,6 +143,9 @@ impl Index {
                     .or_default()
                     .push(p.clone());
             }
+            if p.device_owner == OWNER_ROUTER_GATEWAY {
+                ix.gateway_ports.insert(p.device_id.clone(), p.clone());
+            }
             ix.port_location
                 .insert(p.id.to_string(), (net.clone(), p.host_id.clone()));
             ix.ports_by_network.entry(net).or_default().push(p.clone());
@@ -118,20 +153,57 @@ impl Index {
         for r in &snap.routers {
             ix.routers.insert(r.id.to_string(), r.clone());
         }
-        ix.merge_router_ports();
-        ix.place_routers(previous);
-        for (net, ports) in &ix.ports_by_network {
-            for p in ports {
-                if let Some(node) = ix.node_of(p) {
-                    ix.node_networks
-                        .entry(node.to_owned())
-                        .or_default()
-                        .insert(net.clone());
-                }
+        // A gateway port counts only while its router names it.
+        ix.gateway_ports.retain(|r, p| {
+            ix.routers
+                .get(r)
+                .is_some_and(|r| r.external_gateway_info.is_some() && r.gw_port_id == Some(p.id))
+        });
+        for f in &snap.floating_ips {
+            if let (Some(_), Some(r)) = (f.port_id, f.router_id) {
+                let r = r.to_string();
+                ix.fip_router.insert(f.id.to_string(), r.clone());
+                ix.floating_ips.entry(r).or_default().push(f.clone());
             }
         }
+        ix.merge_router_ports();
+        ix.place_routers(previous);
+        let mut node_networks: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (net, ports) in &ix.ports_by_network {
+            for p in ports {
+                let Some(node) = ix.node_of(p) else { continue };
+                // A node reaches an uplink network only through its uplink for it.
+                if ix.is_uplink(net) && ix.uplink_of(node, net).is_none() {
+                    continue;
+                }
+                node_networks
+                    .entry(node.to_owned())
+                    .or_default()
+                    .insert(net.clone());
+            }
+        }
+        ix.node_networks = node_networks;
         ix.index_security_groups(snap);
         ix
+    }
+
+    /// Whether a network is reached through uplinks (external or flat), not VXLAN.
+    fn is_uplink(&self, net: &str) -> bool {
+        self.networks
+            .get(net)
+            .is_some_and(|n| n.external || n.network_type == NetworkType::Flat)
+    }
+
+    /// The host interface through which `node` reaches an uplink network: its uplink for the
+    /// network's physical network, or (an external network without one) its `public`, else
+    /// its `default` uplink.
+    fn uplink_of(&self, node: &str, net: &str) -> Option<&str> {
+        let n = self.nodes.get(node)?;
+        match &self.networks.get(net)?.physical_network {
+            Some(phys) => n.uplinks.get(phys),
+            None => DEFAULT_UPLINKS.iter().find_map(|u| n.uplinks.get(*u)),
+        }
+        .map(String::as_str)
     }
 
     /// Groups, their rules, remote-group users and member addresses.
@@ -245,6 +317,18 @@ impl Index {
             (a.std.created_at.to_string(), a.id.to_string())
                 .cmp(&(b.std.created_at.to_string(), b.id.to_string()))
         });
+        // A router with a gateway goes to a node with an uplink for its external network, if
+        // any router node has one.
+        let suits = |r: &Router, node: &str| -> bool {
+            let Some(g) = &r.external_gateway_info else {
+                return true;
+            };
+            let net = g.network_id.to_string();
+            self.uplink_of(node, &net).is_some()
+                || !router_nodes
+                    .iter()
+                    .any(|n| self.uplink_of(n, &net).is_some())
+        };
         let mut placement = BTreeMap::new();
         let mut unplaced = Vec::new();
         for r in &routers {
@@ -257,29 +341,40 @@ impl Index {
             let sticky = previous
                 .get(&id)
                 .map(String::as_str)
-                .filter(|n| load.contains_key(n));
+                .filter(|n| load.contains_key(n) && suits(r, n));
             match tagged.or(sticky) {
                 Some(n) => {
                     *load.entry(n).or_default() += 1;
                     placement.insert(id, n.to_owned());
                 }
-                None => unplaced.push(id),
+                None => unplaced.push(r),
             }
         }
-        for id in unplaced {
-            let Some((&n, _)) = load.iter().min_by_key(|(n, l)| (**l, **n)) else {
+        for r in unplaced {
+            let Some((&n, _)) = load
+                .iter()
+                .filter(|(n, _)| suits(r, n))
+                .min_by_key(|(n, l)| (**l, **n))
+            else {
                 break;
             };
             *load.entry(n).or_default() += 1;
-            placement.insert(id, n.to_owned());
+            placement.insert(r.id.to_string(), n.to_owned());
         }
         self.placement = placement;
     }
 
-    /// The node a port's traffic enters on: a router interface's router node, a VM port's
-    /// host (if it is a registered hypervisor). `None`: nowhere (unbound, admin down, ...).
+    /// The node a port's traffic enters on: a router interface's or gateway's router node, a
+    /// VM port's host (if it is a registered hypervisor). `None`: nowhere (unbound, admin
+    /// down, a floating IP's address holder, ...).
     fn node_of(&self, p: &Port) -> Option<&str> {
-        if p.device_owner == OWNER_ROUTER_INTERFACE {
+        if p.device_owner == OWNER_ROUTER_INTERFACE
+            || (p.device_owner == OWNER_ROUTER_GATEWAY
+                && self
+                    .gateway_ports
+                    .get(&p.device_id)
+                    .is_some_and(|g| g.id == p.id))
+        {
             return self.placement.get(&p.device_id).map(String::as_str);
         }
         if p.device_owner.starts_with("network:") || !p.admin_state_up || p.host_id.is_empty() {
@@ -292,7 +387,7 @@ impl Index {
     }
 
     fn vni(&self, net: &str) -> Option<Vni> {
-        self.networks.get(net).and_then(|n| n.segmentation_id)
+        self.vnis.get(net).copied()
     }
 
     /// One node's configuration.
@@ -329,12 +424,22 @@ impl Index {
                 .ports_by_network
                 .get(net_id)
                 .map_or(&[][..], Vec::as_slice);
-            cfg.segments.push(self.segment(net, vni, ports, max_mtu));
+            let uplink = if self.is_uplink(net_id) {
+                match self.uplink_of(name, net_id) {
+                    Some(u) => Some(u.to_owned()),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let is_uplink = uplink.is_some();
+            cfg.segments
+                .push(self.segment(net, vni, ports, max_mtu, name, uplink));
             for p in ports {
                 let Some(at) = self.node_of(p) else { continue };
                 let ips: Vec<IpAddr> = p.fixed_ips.iter().map(|f| f.ip_address).collect();
                 if at == name {
-                    if p.device_owner != OWNER_ROUTER_INTERFACE {
+                    if !p.is_router_owned() {
                         let groups = self.port_groups(p);
                         used_groups.extend(groups.iter().copied());
                         cfg.ports.push(PortConfig {
@@ -354,12 +459,14 @@ impl Index {
                                 .collect(),
                             hostname: None,
                             // Always a list under the controller: [] lets nothing in.
-                            security_groups: Some(
-                                groups.iter().map(ToString::to_string).collect(),
-                            ),
+                            security_groups: Some(groups.iter().map(ToString::to_string).collect()),
                             project: p.project_id.to_string(),
                         });
                     }
+                    continue;
+                }
+                // What is behind another node's uplink is reached through ours, not VXLAN.
+                if is_uplink {
                     continue;
                 }
                 let Some(other) = self.nodes.get(at) else {
@@ -391,8 +498,20 @@ impl Index {
             if at != name {
                 continue;
             }
-            if let Some(r) = self.router(router_id) {
+            if let Some(r) = self.router(router_id, name, nets) {
                 cfg.routers.push(r);
+            }
+        }
+        for (net_id, ports) in &self.ports_by_network {
+            if !self.is_uplink(net_id) || nets.contains(net_id) {
+                continue;
+            }
+            for p in ports.iter().filter(|p| !p.is_router_owned()) {
+                if self.node_of(p) == Some(name) {
+                    tracing::warn!(node = name, port = %p.id, network = %net_id,
+                        physical_network = ?self.networks.get(net_id).and_then(|n| n.physical_network.as_deref()),
+                        "port left out: the node has no uplink for its network");
+                }
             }
         }
         cfg.security_groups = used_groups
@@ -435,15 +554,27 @@ impl Index {
         }
     }
 
-    fn segment(&self, net: &Network, vni: Vni, ports: &[Port], max_mtu: u32) -> SegmentConfig {
+    fn segment(
+        &self,
+        net: &Network,
+        vni: Vni,
+        ports: &[Port],
+        max_mtu: u32,
+        node: &str,
+        uplink: Option<String>,
+    ) -> SegmentConfig {
         let net_id = net.id.to_string();
         // The gateway MAC: a placed router's interface on this network, preferring the one that
-        // holds a subnet's gateway address.
+        // holds a subnet's gateway address. On an uplink segment, only one on this node (other
+        // nodes' interfaces are no remote bindings there).
         let placed_interfaces: Vec<&Port> = ports
             .iter()
             .filter(|p| {
                 p.device_owner == OWNER_ROUTER_INTERFACE
-                    && self.placement.contains_key(&p.device_id)
+                    && self
+                        .placement
+                        .get(&p.device_id)
+                        .is_some_and(|n| uplink.is_none() || n == node)
             })
             .collect();
         let gateways: BTreeSet<IpAddr> = net
@@ -472,49 +603,180 @@ impl Index {
             gateway_mac,
             dns_domain: None,
             subnets,
-            uplink: None,
+            uplink,
         }
     }
 
-    fn router(&self, router_id: &str) -> Option<RouterConfig> {
+    /// A port's addresses with their subnets' prefixes.
+    fn addresses(&self, p: &Port) -> Vec<IpNetwork> {
+        p.fixed_ips
+            .iter()
+            .filter_map(|f| {
+                let s = self.subnets.get(&f.subnet_id.to_string())?;
+                IpNetwork::new(f.ip_address, s.cidr.prefix()).ok()
+            })
+            .collect()
+    }
+
+    /// A router placed on `node` (which has segments on `nets`): its interfaces, its gateway
+    /// (an interface on the external network's uplink segment, with the default routes via the
+    /// external subnets' gateways), its floating IPs and port forwardings.
+    fn router(&self, router_id: &str, node: &str, nets: &BTreeSet<String>) -> Option<RouterConfig> {
         let r = self.routers.get(router_id)?;
         let mut interfaces: Vec<RouterInterfaceConfig> = Vec::new();
         for p in self.router_ports.get(router_id)? {
-            let Some(vni) = self.vni(&p.network_id.to_string()) else {
+            let net = p.network_id.to_string();
+            let Some(vni) = self.vni(&net) else {
                 continue;
             };
-            let addresses: Vec<IpNetwork> = p
-                .fixed_ips
-                .iter()
-                .filter_map(|f| {
-                    let s = self.subnets.get(&f.subnet_id.to_string())?;
-                    IpNetwork::new(f.ip_address, s.cidr.prefix()).ok()
-                })
-                .collect();
+            if !nets.contains(&net) {
+                tracing::warn!(node, router = router_id, network = %net,
+                    "router interface left out: the node has no uplink for its network");
+                continue;
+            }
             interfaces.push(RouterInterfaceConfig {
                 vni,
                 mac: p.mac_address,
-                addresses,
+                addresses: self.addresses(p),
                 mtu: None,
             });
         }
+        let mut routes: Vec<RouteConfig> = r
+            .routes
+            .iter()
+            .map(|x| RouteConfig {
+                destination: x.destination,
+                nexthop: x.nexthop,
+            })
+            .collect();
+        let gateway = self.gateway(r, node, nets, &mut interfaces, &mut routes);
         interfaces.sort_by_key(|i| i.vni);
+        let floating_ips = match &gateway {
+            Some(g) => self.floating_ips(router_id, node, g.vni, &interfaces),
+            None => Vec::new(),
+        };
         Some(RouterConfig {
             name: router_id.to_owned(),
             interfaces,
-            routes: r
-                .routes
-                .iter()
-                .map(|x| RouteConfig {
-                    destination: x.destination,
-                    nexthop: x.nexthop,
-                })
-                .collect(),
+            routes,
             project: r.project_id.to_string(),
-            gateway: None,
-            floating_ips: Vec::new(),
+            gateway,
+            floating_ips,
             port_forwardings: Vec::new(),
         })
+    }
+
+    /// The router's gateway, if it has one this node can reach: its interface (added to
+    /// `interfaces`), default routes (added to `routes` for each address family the user did
+    /// not route by default already) and, with an IPv4 address, the [`GatewayConfig`].
+    fn gateway(
+        &self,
+        r: &Router,
+        node: &str,
+        nets: &BTreeSet<String>,
+        interfaces: &mut Vec<RouterInterfaceConfig>,
+        routes: &mut Vec<RouteConfig>,
+    ) -> Option<GatewayConfig> {
+        let info = r.external_gateway_info.as_ref()?;
+        let id = r.id.to_string();
+        let port = self.gateway_ports.get(&id)?;
+        let net = port.network_id.to_string();
+        let vni = self.vni(&net)?;
+        if !nets.contains(&net) {
+            let phys = self
+                .networks
+                .get(&net)
+                .and_then(|n| n.physical_network.clone());
+            tracing::warn!(node, router = %id, network = %net, physical_network = ?phys,
+                "router gateway left out: the node has no uplink for the external network");
+            return None;
+        }
+        if interfaces.iter().any(|i| i.vni == vni) {
+            tracing::warn!(node, router = %id, network = %net,
+                "router gateway left out: the router also has an interface on the external network");
+            return None;
+        }
+        let addresses = self.addresses(port);
+        for f in &port.fixed_ips {
+            let Some(gw) = self
+                .subnets
+                .get(&f.subnet_id.to_string())
+                .and_then(|s| s.gateway_ip)
+            else {
+                continue;
+            };
+            let default: IpNetwork = if gw.is_ipv4() {
+                IpNetwork::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+            } else {
+                IpNetwork::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+            }
+            .ok()?;
+            if gw != f.ip_address && !routes.iter().any(|x| x.destination == default) {
+                routes.push(RouteConfig {
+                    destination: default,
+                    nexthop: gw,
+                });
+            }
+        }
+        let v4 = addresses.iter().any(IpNetwork::is_ipv4);
+        interfaces.push(RouterInterfaceConfig {
+            vni,
+            mac: port.mac_address,
+            addresses,
+            mtu: None,
+        });
+        if !v4 {
+            tracing::warn!(node, router = %id,
+                "router gateway without an IPv4 address: no SNAT or floating IPs");
+            return None;
+        }
+        Some(GatewayConfig {
+            vni,
+            enable_snat: info.enable_snat,
+        })
+    }
+
+    /// The router's floating IPs that the dataplane can take: the external address on the
+    /// gateway's network, the internal one on another of the router's networks, each once.
+    fn floating_ips(
+        &self,
+        router_id: &str,
+        node: &str,
+        gw_vni: Vni,
+        interfaces: &[RouterInterfaceConfig],
+    ) -> Vec<FloatingIpConfig> {
+        let (outside, inside): (Vec<_>, Vec<_>) = interfaces.iter().partition(|i| i.vni == gw_vni);
+        let on = |ifs: &[&RouterInterfaceConfig], a: Ipv4Addr| {
+            ifs.iter()
+                .any(|i| i.addresses.iter().any(|n| n.contains(IpAddr::V4(a))))
+        };
+        let mut fips: Vec<&FloatingIp> = self
+            .floating_ips
+            .get(router_id)
+            .map_or(Vec::new(), |v| v.iter().collect());
+        fips.sort_by_key(|f| (f.floating_ip_address, f.id));
+        let mut internal_seen = HashSet::new();
+        let mut out = Vec::new();
+        for f in fips {
+            let (IpAddr::V4(external), Some(IpAddr::V4(internal))) =
+                (f.floating_ip_address, f.fixed_ip_address)
+            else {
+                continue;
+            };
+            let why = if !on(&outside, external) {
+                "its address is not on the gateway's network"
+            } else if !on(&inside, internal) {
+                "its fixed address is on none of the router's internal networks"
+            } else if !internal_seen.insert(internal) {
+                "its fixed address already has a floating IP"
+            } else {
+                out.push(FloatingIpConfig { external, internal });
+                continue;
+            };
+            tracing::warn!(node, router = router_id, floatingip = %f.id, reason = why,
+                "floating IP left out of the node's configuration");
+        }
+        out
     }
 
     /// Networks a change can touch (before or after it), and whether it touches every node.
@@ -564,8 +826,11 @@ impl Index {
                     self.group_users_nodes(g, true, hosts);
                 }
             }
-            // Not compiled yet (issue 4).
-            ResourceKind::FloatingIp => {}
+            ResourceKind::FloatingIp => {
+                if let Some(n) = self.fip_router.get(id).and_then(|r| self.placement.get(r)) {
+                    hosts.insert(n.clone());
+                }
+            }
         }
         false
     }
@@ -580,6 +845,45 @@ impl Index {
             }
         }
     }
+}
+
+/// The VNI of every network a node can have a segment of: a VXLAN network's segmentation id;
+/// for a network without one (flat), a key from [`UPLINK_VNIS`]: the low 16 bits of a hash of
+/// its id, probing upwards past keys taken (by any network's segmentation id, or by an older
+/// flat network). A network keeps its key for life unless an older network that took the one
+/// it would have got is deleted.
+fn vni_keys(networks: &[Network]) -> HashMap<String, Vni> {
+    let mut out = HashMap::new();
+    let mut used: HashSet<u32> = HashSet::new();
+    let mut keyless: Vec<&Network> = Vec::new();
+    for n in networks {
+        match n.segmentation_id {
+            Some(v) => {
+                used.insert(v.get());
+                out.insert(n.id.to_string(), v);
+            }
+            None if n.network_type == NetworkType::Flat => keyless.push(n),
+            None => {}
+        }
+    }
+    keyless.sort_by_key(|n| (n.std.created_at, n.id));
+    let base = *UPLINK_VNIS.start();
+    let span = UPLINK_VNIS.end() - base + 1;
+    for n in keyless {
+        // FNV-1a: stable across builds and platforms (std's hasher is not).
+        let h = n.id.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let key = (0..span)
+            .map(|k| base + (h.wrapping_add(k) % span))
+            .find(|v| !used.contains(v))
+            .and_then(Vni::new);
+        if let Some(v) = key {
+            used.insert(v.get());
+            out.insert(n.id.to_string(), v);
+        }
+    }
+    out
 }
 
 /// A port whose groups or addresses changed changes the remote-group expansions of the groups
@@ -826,5 +1130,58 @@ impl Compiler {
         }
         self.index = Some(new);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NetworkId, ProjectId, StandardAttrs, Timestamp};
+
+    fn network(flat: bool, vni: Option<u32>, created: i64) -> Network {
+        Network {
+            id: NetworkId::random(),
+            project_id: ProjectId::system(),
+            name: String::new(),
+            description: String::new(),
+            admin_state_up: true,
+            status: "ACTIVE".into(),
+            shared: false,
+            external: flat,
+            mtu: 1500,
+            port_security_enabled: true,
+            network_type: if flat {
+                NetworkType::Flat
+            } else {
+                NetworkType::Vxlan
+            },
+            physical_network: flat.then(|| "public".to_owned()),
+            segmentation_id: vni.and_then(Vni::new),
+            subnets: Vec::new(),
+            tags: Vec::new(),
+            std: StandardAttrs::new(Timestamp(created)),
+        }
+    }
+
+    #[test]
+    fn flat_networks_get_stable_reserved_keys() {
+        let a = network(true, None, 1);
+        let b = network(true, None, 2);
+        let t = network(false, Some(7), 3);
+        let keys = vni_keys(&[a.clone(), b.clone(), t.clone()]);
+        let (ka, kb) = (keys[&a.id.to_string()], keys[&b.id.to_string()]);
+        assert!(UPLINK_VNIS.contains(&ka.get()) && UPLINK_VNIS.contains(&kb.get()));
+        assert_ne!(ka, kb);
+        assert_eq!(keys[&t.id.to_string()].get(), 7);
+        // Independent of order and of unrelated networks coming and going.
+        let again = vni_keys(&[t, network(false, Some(9), 4), b.clone(), a.clone()]);
+        assert_eq!(again[&a.id.to_string()], ka);
+        assert_eq!(again[&b.id.to_string()], kb);
+        assert_eq!(vni_keys(std::slice::from_ref(&b))[&b.id.to_string()], kb);
+        // A VXLAN network holding a flat network's key (an old database) pushes it further.
+        let squatter = network(false, Some(ka.get()), 0);
+        let moved = vni_keys(&[a.clone(), squatter])[&a.id.to_string()];
+        assert_ne!(moved, ka);
+        assert!(UPLINK_VNIS.contains(&moved.get()));
     }
 }

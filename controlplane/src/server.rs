@@ -86,9 +86,10 @@ impl Server {
     /// Opens the store (migrating it), sets up authentication and binds the address.
     pub async fn bind(cfg: ControllerConfig) -> Result<Server, ServerError> {
         let range = &cfg.api.vni_range;
-        if *range.start() < 1 || *range.end() > 16_777_215 || range.start() > range.end() {
+        let last = *crate::compile::UPLINK_VNIS.start() - 1;
+        if *range.start() < 1 || *range.end() > last || range.start() > range.end() {
             return Err(ServerError::Config(format!(
-                "VNI range {}..={} is not within 1..=16777215",
+                "VNI range {}..={} is not within 1..={last} (the VNIs above key flat networks' segments)",
                 range.start(),
                 range.end()
             )));

@@ -373,3 +373,133 @@ async fn security_groups_with_remote_groups() {
     let _ = pb;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_gateway_on_an_uplink_and_floating_ips() {
+    use weft_controlplane::compile::UPLINK_VNIS;
+    let mut c = Cloud::start().await;
+    c.node("hv1", "192.168.100.1", HV, &[]).await;
+    // Two router nodes; only rt2 has an uplink for the physical network "public".
+    c.node("rt1", "192.168.100.11", &[NodeRole::Router], &[])
+        .await;
+    c.node(
+        "rt2",
+        "192.168.100.12",
+        &[NodeRole::Router],
+        &[("public", "eth1"), ("other", "eth2")],
+    )
+    .await;
+    let ext = s(&c
+        .post("/v2.0/networks", json!({"network": {"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "public"}}))
+        .await["network"]["id"]);
+    c.post(
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": ext, "ip_version": 4, "cidr": "203.0.113.0/24", "enable_dhcp": false}}),
+    )
+    .await;
+    c.post(
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": ext, "ip_version": 6, "cidr": "2001:db8:ff::/64", "enable_dhcp": false}}),
+    )
+    .await;
+    let (net_a, sub_a) = c.network("a", "10.0.0.0/24").await;
+    let vm = c.port(&net_a, "hv1", json!({})).await;
+    let router = s(&c
+        .post(
+            "/v2.0/routers",
+            json!({"router": {"name": "r1", "external_gateway_info": {"network_id": ext}}}),
+        )
+        .await["router"]["id"]);
+    c.put(
+        &format!("/v2.0/routers/{router}/add_router_interface"),
+        json!({"subnet_id": sub_a}),
+    )
+    .await;
+    let fip = c
+        .post(
+            "/v2.0/floatingips",
+            json!({"floatingip": {"floating_network_id": ext, "port_id": s(&vm["id"])}}),
+        )
+        .await["floatingip"]
+        .clone();
+
+    let cfgs = c.compile().await;
+    assert_eq!(names(&cfgs), ["hv1", "rt1", "rt2"], "all valid");
+    assert!(cfgs["rt1"].routers.is_empty(), "placed where the uplink is");
+    let rt2 = &cfgs["rt2"];
+    // The external network: a segment on rt2's uplink, keyed by a reserved VNI.
+    let seg = rt2.segments.iter().find(|x| x.name == ext).unwrap();
+    assert_eq!(seg.uplink.as_deref(), Some("eth1"));
+    assert!(UPLINK_VNIS.contains(&seg.vni.get()), "{}", seg.vni);
+    assert_eq!(seg.gateway_mac, None);
+    let r = &rt2.routers[0];
+    assert_eq!(r.name, router);
+    assert_eq!(r.project, "demo");
+    let gw = r.gateway.as_ref().expect("a gateway");
+    assert_eq!(gw.vni, seg.vni);
+    assert!(gw.enable_snat);
+    let gif = r.interfaces.iter().find(|i| i.vni == seg.vni).unwrap();
+    assert!(
+        gif.addresses
+            .iter()
+            .any(|a| a.is_ipv4() && a.prefix() == 24 && net("203.0.113.0/24").contains(a.ip()))
+    );
+    assert!(gif.addresses.iter().any(|a| a.is_ipv6()));
+    let default = |d: &str| {
+        r.routes
+            .iter()
+            .find(|x| x.destination == net(d))
+            .map(|x| x.nexthop)
+    };
+    assert_eq!(default("0.0.0.0/0"), Some("203.0.113.1".parse().unwrap()));
+    assert_eq!(default("::/0"), Some("2001:db8:ff::1".parse().unwrap()));
+    assert_eq!(r.floating_ips.len(), 1);
+    assert_eq!(
+        r.floating_ips[0].external.to_string(),
+        s(&fip["floating_ip_address"])
+    );
+    assert_eq!(
+        IpNetwork::from(std::net::IpAddr::V4(r.floating_ips[0].internal)),
+        v4_of(&vm)
+    );
+    // Nothing of the external network anywhere else, and never over VXLAN.
+    for (n, cfg) in &cfgs {
+        assert!(
+            cfg.remote_vteps.iter().all(|v| !v.vnis.contains(&seg.vni)),
+            "{n}"
+        );
+        if n != "rt2" {
+            assert!(cfg.segments.iter().all(|x| x.name != ext), "{n}");
+        }
+    }
+
+    // Disassociating the floating IP recompiles the router's node only.
+    c.put(
+        &format!("/v2.0/floatingips/{}", s(&fip["id"])),
+        json!({"floatingip": {"port_id": null}}),
+    )
+    .await;
+    let cfgs = c.compile().await;
+    assert_eq!(names(&cfgs), ["rt2"]);
+    assert!(cfgs["rt2"].routers[0].floating_ips.is_empty());
+
+    // rt2 loses its uplink: the router stays (no node has one), without its gateway.
+    c.node("rt2", "192.168.100.12", &[NodeRole::Router], &[])
+        .await;
+    let cfgs = c.compile().await;
+    assert_eq!(names(&cfgs), ["hv1", "rt1", "rt2"]);
+    let r = &cfgs["rt2"].routers[0];
+    assert!(r.gateway.is_none() && r.interfaces.len() == 1 && r.routes.is_empty());
+    assert!(cfgs["rt2"].segments.iter().all(|x| x.uplink.is_none()));
+
+    // The reserved VNIs are not for VXLAN networks.
+    let (st, _) = c
+        .call(
+            reqwest::Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"provider:segmentation_id": *UPLINK_VNIS.start()}})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    c.shutdown().await;
+}

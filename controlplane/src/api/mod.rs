@@ -47,7 +47,8 @@ use crate::store::Store;
 /// Settings the API needs.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// VNIs the controller hands out to new VXLAN networks.
+    /// VNIs the controller hands out to new VXLAN networks: within 1..=16711679 (the VNIs
+    /// above are the keys of flat networks' segments, [`crate::compile::UPLINK_VNIS`]).
     pub vni_range: RangeInclusive<u32>,
     /// MTU of the underlay (and of flat networks); VXLAN networks get 50 bytes less.
     pub underlay_mtu: u32,
@@ -59,7 +60,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            vni_range: 1..=16_777_215,
+            vni_range: 1..=*crate::compile::UPLINK_VNIS.start() - 1,
             underlay_mtu: 1500,
             public_url: None,
         }

@@ -213,6 +213,13 @@ async fn build(
                             "Invalid input for provider:segmentation_id. Reason: {v} is not a VXLAN network id (1 to 16777215)."
                         ))
                     })?;
+                    if crate::compile::UPLINK_VNIS.contains(&v) {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid input for provider:segmentation_id. Reason: {v} is reserved: VNIs {} to {} key the segments of flat networks.",
+                            crate::compile::UPLINK_VNIS.start(),
+                            crate::compile::UPLINK_VNIS.end()
+                        )));
+                    }
                     if !tx
                         .claim_segment("vxlan", &v.to_string(), &id.to_string())
                         .await?
