@@ -25,7 +25,8 @@
 //! routers; a router with a gateway only to (or stays on) a node with an uplink for its
 //! external network, when one exists. Its gateway port becomes an interface on the external
 //! segment with the default routes via the external subnets' gateways; its associated
-//! floating IPs become 1:1 NAT entries.
+//! floating IPs become 1:1 NAT entries, and the port forwardings of its floating IPs port
+//! forwarding entries. NAT entries the dataplane would refuse are left out and logged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,17 +34,18 @@ use std::ops::RangeInclusive;
 
 use ipnetwork::IpNetwork;
 use weft_dataplane::config::{
-    AddressPair, FloatingIpConfig, GatewayConfig, Ipv6Mode as DpIpv6Mode, LearningConfig,
-    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig,
-    RouterInterfaceConfig, RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig,
-    SegmentConfig, SubnetConfig, UnderlayConfig, VXLAN_PORT,
+    AddressPair, FloatingIpConfig, ForwardProtocol as DpForwardProtocol, GatewayConfig,
+    Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig, PortForwardingConfig,
+    RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig, RouterInterfaceConfig,
+    RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig, SegmentConfig,
+    SubnetConfig, UnderlayConfig, VXLAN_PORT,
 };
 use weft_dataplane::wire::vxlan::Vni;
 
 use crate::model::{
-    Direction, EtherType, FloatingIp, Ipv6Mode, Network, NetworkType, Node, NodeRole,
-    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, ResourceKind, Router, SecurityGroupId,
-    SecurityGroupRule, Subnet,
+    Direction, EtherType, FloatingIp, ForwardProtocol, Ipv6Mode, Network, NetworkType, Node,
+    NodeRole, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, PortForwarding, ResourceKind,
+    Router, SecurityGroupId, SecurityGroupRule, Subnet,
 };
 use crate::store::{RevisionRecord, Snapshot};
 
@@ -90,8 +92,12 @@ struct Index {
     gateway_ports: HashMap<String, Port>,
     /// Associated floating IPs by router id.
     floating_ips: HashMap<String, Vec<FloatingIp>>,
-    /// Floating IP id → its router.
+    /// Port forwardings by router id, with their floating IP's address.
+    port_forwardings: HashMap<String, Vec<(IpAddr, PortForwarding)>>,
+    /// Floating IP id → its router (associated, or used by port forwardings).
     fip_router: HashMap<String, String>,
+    /// Port forwarding id → its floating IP.
+    pf_fip: HashMap<String, String>,
     /// Router id → node.
     placement: BTreeMap<String, String>,
     /// Node → networks it has a segment on.
@@ -159,11 +165,27 @@ impl Index {
                 .get(r)
                 .is_some_and(|r| r.external_gateway_info.is_some() && r.gw_port_id == Some(p.id))
         });
+        let mut fips: HashMap<String, &FloatingIp> = HashMap::new();
         for f in &snap.floating_ips {
-            if let (Some(_), Some(r)) = (f.port_id, f.router_id) {
-                let r = r.to_string();
-                ix.fip_router.insert(f.id.to_string(), r.clone());
+            let Some(r) = f.router_id else { continue };
+            let r = r.to_string();
+            ix.fip_router.insert(f.id.to_string(), r.clone());
+            fips.insert(f.id.to_string(), f);
+            if f.port_id.is_some() {
                 ix.floating_ips.entry(r).or_default().push(f.clone());
+            }
+        }
+        for pf in &snap.port_forwardings {
+            let fip = pf.floatingip_id.to_string();
+            ix.pf_fip.insert(pf.id.to_string(), fip.clone());
+            // A floating IP associated with a port forwards nothing (the API refuses both).
+            if let Some(f) = fips.get(&fip).filter(|f| f.port_id.is_none())
+                && let Some(r) = f.router_id
+            {
+                ix.port_forwardings
+                    .entry(r.to_string())
+                    .or_default()
+                    .push((f.floating_ip_address, pf.clone()));
             }
         }
         ix.merge_router_ports();
@@ -651,9 +673,24 @@ impl Index {
             .collect();
         let gateway = self.gateway(r, node, nets, &mut interfaces, &mut routes);
         interfaces.sort_by_key(|i| i.vni);
-        let floating_ips = match &gateway {
-            Some(g) => self.floating_ips(router_id, node, g.vni, &interfaces),
-            None => Vec::new(),
+        let (floating_ips, port_forwardings) = match &gateway {
+            Some(g) => {
+                let fips = self.floating_ips(router_id, node, g.vni, &interfaces);
+                let pfs = self.port_forwardings(router_id, node, g.vni, &interfaces, &fips);
+                (fips, pfs)
+            }
+            None => {
+                if self.floating_ips.contains_key(router_id)
+                    || self.port_forwardings.contains_key(router_id)
+                {
+                    tracing::warn!(
+                        node,
+                        router = router_id,
+                        "floating IPs and port forwardings left out: the router has no gateway here"
+                    );
+                }
+                (Vec::new(), Vec::new())
+            }
         };
         Some(RouterConfig {
             name: router_id.to_owned(),
@@ -662,7 +699,7 @@ impl Index {
             project: r.project_id.to_string(),
             gateway,
             floating_ips,
-            port_forwardings: Vec::new(),
+            port_forwardings,
         })
     }
 
@@ -734,6 +771,68 @@ impl Index {
             vni,
             enable_snat: info.enable_snat,
         })
+    }
+
+    /// The router's port forwardings that the dataplane can take: the floating IP on the
+    /// gateway's network and not a 1:1 floating IP, the internal address on another of the
+    /// router's networks, `(protocol, external, port)` and `(protocol, internal, port)` each once.
+    fn port_forwardings(
+        &self,
+        router_id: &str,
+        node: &str,
+        gw_vni: Vni,
+        interfaces: &[RouterInterfaceConfig],
+        fips: &[FloatingIpConfig],
+    ) -> Vec<PortForwardingConfig> {
+        let (outside, inside): (Vec<_>, Vec<_>) = interfaces.iter().partition(|i| i.vni == gw_vni);
+        let on = |ifs: &[&RouterInterfaceConfig], a: Ipv4Addr| {
+            ifs.iter()
+                .any(|i| i.addresses.iter().any(|n| n.contains(IpAddr::V4(a))))
+        };
+        let mut pfs: Vec<&(IpAddr, PortForwarding)> = self
+            .port_forwardings
+            .get(router_id)
+            .map_or(Vec::new(), |v| v.iter().collect());
+        pfs.sort_by_key(|(a, pf)| (*a, pf.protocol, pf.external_port, pf.id));
+        let (mut outs, mut ins) = (HashSet::new(), HashSet::new());
+        let mut out = Vec::new();
+        for (external, pf) in pfs {
+            let (IpAddr::V4(external), IpAddr::V4(internal)) = (*external, pf.internal_ip_address)
+            else {
+                continue;
+            };
+            let protocol = match pf.protocol {
+                ForwardProtocol::Tcp => DpForwardProtocol::Tcp,
+                ForwardProtocol::Udp => DpForwardProtocol::Udp,
+            };
+            let why = if !on(&outside, external) {
+                "the floating IP is not on the gateway's network"
+            } else if fips.iter().any(|f| f.external == external) {
+                "the floating IP is associated with a port"
+            } else if !on(&inside, internal) {
+                "the internal address is on none of the router's internal networks"
+            } else if pf.external_port == 0 || pf.internal_port == 0 {
+                "port 0"
+            } else if outs.contains(&(protocol, external, pf.external_port))
+                || ins.contains(&(protocol, internal, pf.internal_port))
+            {
+                "forwarded twice"
+            } else {
+                outs.insert((protocol, external, pf.external_port));
+                ins.insert((protocol, internal, pf.internal_port));
+                out.push(PortForwardingConfig {
+                    protocol,
+                    external,
+                    external_port: pf.external_port,
+                    internal,
+                    internal_port: pf.internal_port,
+                });
+                continue;
+            };
+            tracing::warn!(node, router = router_id, port_forwarding = %pf.id, reason = why,
+                "port forwarding left out of the node's configuration");
+        }
+        out
     }
 
     /// The router's floating IPs that the dataplane can take: the external address on the
@@ -826,8 +925,16 @@ impl Index {
                     self.group_users_nodes(g, true, hosts);
                 }
             }
-            ResourceKind::FloatingIp => {
-                if let Some(n) = self.fip_router.get(id).and_then(|r| self.placement.get(r)) {
+            ResourceKind::FloatingIp | ResourceKind::PortForwarding => {
+                let fip = if rec.resource_type == ResourceKind::FloatingIp {
+                    Some(id)
+                } else {
+                    self.pf_fip.get(id).map(String::as_str)
+                };
+                if let Some(n) = fip
+                    .and_then(|f| self.fip_router.get(f))
+                    .and_then(|r| self.placement.get(r))
+                {
                     hosts.insert(n.clone());
                 }
             }

@@ -774,6 +774,301 @@ async fn ipv6_slaac_routers_and_floating_ips() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floating_ip_port_forwarding() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in backends(dir.path()).await {
+        let ctl = start(&db, noauth()).await;
+        let api = Api::new(&ctl.url, None);
+        let (s, v) = api
+            .get("/v2.0/extensions/floating-ip-port-forwarding")
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (_, v) = api
+            .post("/v2.0/networks", json!({"network": {"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "public"}}))
+            .await;
+        let ext = v["network"]["id"].as_str().unwrap().to_owned();
+        api.post(
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": ext, "ip_version": 4, "cidr": "203.0.113.0/24"}}),
+        )
+        .await;
+        let (_, v) = api
+            .post("/v2.0/networks", json!({"network": {"name": "inner"}}))
+            .await;
+        let net = v["network"]["id"].as_str().unwrap().to_owned();
+        let (_, v) = api
+            .post(
+                "/v2.0/subnets",
+                json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": "10.0.0.0/24"}}),
+            )
+            .await;
+        let sub = v["subnet"]["id"].as_str().unwrap().to_owned();
+        let mut vms = Vec::new();
+        for _ in 0..2 {
+            let (_, v) = api
+                .post("/v2.0/ports", json!({"port": {"network_id": net}}))
+                .await;
+            vms.push((
+                v["port"]["id"].as_str().unwrap().to_owned(),
+                v["port"]["fixed_ips"][0]["ip_address"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+        }
+        let (vm, vm_ip) = vms[0].clone();
+        let (_, v) = api
+            .post(
+                "/v2.0/routers",
+                json!({"router": {"name": "r1", "external_gateway_info": {"network_id": ext}}}),
+            )
+            .await;
+        let r = v["router"]["id"].as_str().unwrap().to_owned();
+        let mut fips = Vec::new();
+        for _ in 0..3 {
+            let (s, v) = api
+                .post(
+                    "/v2.0/floatingips",
+                    json!({"floatingip": {"floating_network_id": ext}}),
+                )
+                .await;
+            assert_eq!(s, 201, "{v}");
+            fips.push(v["floatingip"]["id"].as_str().unwrap().to_owned());
+        }
+        let pfs = format!("/v2.0/floatingips/{}/port_forwardings", fips[0]);
+        let ssh = |ext_port: u16, int_port: u16| {
+            json!({"port_forwarding": {"protocol": "tcp", "internal_ip_address": vm_ip,
+                "internal_port": int_port, "internal_port_id": vm, "external_port": ext_port,
+                "description": "ssh"}})
+        };
+        // No router serves the port's subnet yet.
+        let (s, v) = api.post(&pfs, ssh(2222, 22)).await;
+        assert_eq!(s, 400, "{v}");
+        assert!(err_msg(&v).contains("not reachable"), "{v}");
+        api.put(
+            &format!("/v2.0/routers/{r}/add_router_interface"),
+            json!({"subnet_id": sub}),
+        )
+        .await;
+        let (s, v) = api.post(&pfs, ssh(2222, 22)).await;
+        assert_eq!(s, 201, "{v}");
+        let pf = v["port_forwarding"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(v["port_forwarding"]["internal_port"], 22);
+        assert_eq!(v["port_forwarding"]["external_port"], 2222);
+        assert_eq!(v["port_forwarding"]["protocol"], "tcp");
+        assert_eq!(v["port_forwarding"]["internal_ip_address"], vm_ip.as_str());
+        assert_eq!(v["port_forwarding"]["description"], "ssh");
+        // The floating IP now goes through the router.
+        let (_, v) = api.get(&format!("/v2.0/floatingips/{}", fips[0])).await;
+        assert_eq!(v["floatingip"]["router_id"], r.as_str());
+        assert!(v["floatingip"]["port_id"].is_null());
+        let (s, v) = api.get(&pfs).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["port_forwardings"].as_array().unwrap().len(), 1);
+        let (s, v) = api.get(&format!("{pfs}?external_port=2222")).await;
+        assert_eq!(
+            (s, v["port_forwardings"].as_array().map(Vec::len)),
+            (StatusCode::OK, Some(1))
+        );
+        let (s, v) = api.get(&format!("{pfs}/{pf}")).await;
+        assert_eq!(
+            (s, v["port_forwarding"]["id"].as_str()),
+            (StatusCode::OK, Some(pf.as_str()))
+        );
+        // Another floating IP's path does not show it.
+        let other = format!("/v2.0/floatingips/{}/port_forwardings", fips[1]);
+        assert_eq!(api.get(&format!("{other}/{pf}")).await.0, 404);
+
+        // Duplicates: (protocol, external port) per floating IP, (protocol, internal address,
+        // internal port) per internal port (through any floating IP).
+        let (s, v) = api.post(&pfs, ssh(2222, 23)).await;
+        assert_eq!(s, 400, "{v}");
+        assert!(err_msg(&v).contains("duplicate"), "{v}");
+        let (s, _) = api.post(&other, ssh(2200, 22)).await;
+        assert_eq!(s, 400);
+        let mut udp = ssh(2222, 22);
+        udp["port_forwarding"]["protocol"] = json!("udp");
+        assert_eq!(api.post(&pfs, udp).await.0, 201, "udp is another port");
+        // Wrong address, protocol, ports, ranges, missing attributes.
+        let mut wrong = ssh(3000, 30);
+        wrong["port_forwarding"]["internal_ip_address"] = json!("10.0.0.250");
+        assert_eq!(api.post(&pfs, wrong).await.0, 400);
+        let mut icmp = ssh(3001, 31);
+        icmp["port_forwarding"]["protocol"] = json!("icmp");
+        assert_eq!(api.post(&pfs, icmp).await.0, 400);
+        assert_eq!(api.post(&pfs, ssh(0, 22)).await.0, 400);
+        let mut range = ssh(3002, 32);
+        range["port_forwarding"]["external_port_range"] = json!("3002:3003");
+        let (s, v) = api.post(&pfs, range).await;
+        assert_eq!(s, 400);
+        assert!(err_msg(&v).contains("port ranges are not supported"), "{v}");
+        let (s, _) = api
+            .post(
+                &pfs,
+                json!({"port_forwarding": {"protocol": "tcp", "external_port": 1}}),
+            )
+            .await;
+        assert_eq!(s, 400);
+        let mut unknown = ssh(3004, 34);
+        unknown["port_forwarding"]["colour"] = json!(1);
+        assert_eq!(api.post(&pfs, unknown).await.0, 400);
+
+        // Update: another external port; onto a taken one: refused.
+        let (s, v) = api
+            .put(
+                &format!("{pfs}/{pf}"),
+                json!({"port_forwarding": {"external_port": 2022}}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["port_forwarding"]["external_port"].as_u64()),
+            (StatusCode::OK, Some(2022))
+        );
+        let (s, _) = api.post(&pfs, ssh(2023, 23)).await;
+        assert_eq!(s, 201);
+        let (s, _) = api
+            .put(
+                &format!("{pfs}/{pf}"),
+                json!({"port_forwarding": {"external_port": 2023}}),
+            )
+            .await;
+        assert_eq!(s, 400);
+
+        // A floating IP with port forwardings is not associated with a port, and the port
+        // forwarded to gets no floating IP of its own.
+        let (s, v) = api
+            .put(
+                &format!("/v2.0/floatingips/{}", fips[0]),
+                json!({"floatingip": {"port_id": vms[1].0}}),
+            )
+            .await;
+        assert_eq!(
+            (s, err_type(&v)),
+            (StatusCode::CONFLICT, "FipInUseByPortForwarding")
+        );
+        let (s, v) = api
+            .put(
+                &format!("/v2.0/floatingips/{}", fips[1]),
+                json!({"floatingip": {"port_id": vm}}),
+            )
+            .await;
+        assert_eq!(
+            (s, err_type(&v)),
+            (StatusCode::BAD_REQUEST, "PortHasPortForwarding")
+        );
+        // ... and the other way round.
+        let (s, _) = api
+            .put(
+                &format!("/v2.0/floatingips/{}", fips[1]),
+                json!({"floatingip": {"port_id": vms[1].0}}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let mut to_other = ssh(4000, 40);
+        to_other["port_forwarding"]["internal_port_id"] = json!(vms[1].0);
+        to_other["port_forwarding"]["internal_ip_address"] = json!(vms[1].1);
+        let (s, v) = api.post(&other, to_other.clone()).await;
+        assert_eq!(
+            (s, err_type(&v)),
+            (StatusCode::CONFLICT, "FloatingIPPortAlreadyAssociated")
+        );
+        let (s, v) = api.post(&pfs, to_other).await;
+        assert_eq!(
+            (s, err_type(&v)),
+            (StatusCode::CONFLICT, "PortHasBindingFloatingIP")
+        );
+        // The router interface and the gateway they go through stay.
+        assert_eq!(
+            api.put(
+                &format!("/v2.0/routers/{r}/remove_router_interface"),
+                json!({"subnet_id": sub})
+            )
+            .await
+            .0,
+            409
+        );
+        assert_eq!(
+            api.put(
+                &format!("/v2.0/routers/{r}"),
+                json!({"router": {"external_gateway_info": {}}})
+            )
+            .await
+            .0,
+            409
+        );
+
+        // Deleting the last one frees the floating IP from the router.
+        let (_, v) = api.get(&pfs).await;
+        for p in v["port_forwardings"].as_array().unwrap() {
+            let id = p["id"].as_str().unwrap();
+            assert_eq!(api.delete(&format!("{pfs}/{id}")).await, 204);
+        }
+        assert_eq!(api.delete(&format!("{pfs}/{pf}")).await, 404);
+        let (_, v) = api.get(&format!("/v2.0/floatingips/{}", fips[0])).await;
+        assert!(v["floatingip"]["router_id"].is_null(), "{v}");
+        // Deleting the floating IP deletes its port forwardings; deleting the internal port
+        // too.
+        let third = format!("/v2.0/floatingips/{}/port_forwardings", fips[2]);
+        let (s, v) = api.post(&third, ssh(5000, 50)).await;
+        assert_eq!(s, 201, "{v}");
+        let pf3 = v["port_forwarding"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(api.delete(&format!("/v2.0/ports/{vm}")).await, 204);
+        assert_eq!(api.get(&format!("{third}/{pf3}")).await.0, 404);
+        let (_, v) = api.get(&format!("/v2.0/floatingips/{}", fips[2])).await;
+        assert!(v["floatingip"]["router_id"].is_null(), "{v}");
+        let (s, v) = api
+            .post(
+                "/v2.0/ports",
+                json!({"port": {"network_id": net, "fixed_ips": [{"ip_address": "10.0.0.77"}]}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let vm3 = v["port"]["id"].as_str().unwrap().to_owned();
+        let mut to3 = ssh(5001, 51);
+        to3["port_forwarding"]["internal_port_id"] = json!(vm3);
+        to3["port_forwarding"]["internal_ip_address"] = json!("10.0.0.77");
+        let (s, v) = api.post(&third, to3).await;
+        assert_eq!(s, 201, "{v}");
+        let pf4 = v["port_forwarding"]["id"].as_str().unwrap().to_owned();
+        // The port loses the address: its port forwarding goes.
+        let (s, _) = api
+            .put(
+                &format!("/v2.0/ports/{vm3}"),
+                json!({"port": {"fixed_ips": [{"ip_address": "10.0.0.78"}]}}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(api.get(&format!("{third}/{pf4}")).await.0, 404);
+        let mut to3 = ssh(5002, 52);
+        to3["port_forwarding"]["internal_port_id"] = json!(vm3);
+        to3["port_forwarding"]["internal_ip_address"] = json!("10.0.0.78");
+        let (s, v) = api.post(&third, to3).await;
+        assert_eq!(s, 201, "{v}");
+        let pf5 = v["port_forwarding"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            api.delete(&format!("/v2.0/floatingips/{}", fips[2])).await,
+            204
+        );
+        let rows: Vec<weft_controlplane::model::PortForwarding> = ctl
+            .store
+            .list(
+                &weft_controlplane::model::Scope::All,
+                &weft_controlplane::store::Filter::default(),
+            )
+            .await
+            .unwrap();
+        assert!(rows.iter().all(|p| p.id.to_string() != pf5), "cascaded");
+        assert_eq!(
+            api.get(&format!("/v2.0/floatingips/{}/port_forwardings", fips[2]))
+                .await
+                .0,
+            404
+        );
+        ctl.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_every_served_route() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/o.db", dir.path().display());
@@ -795,6 +1090,7 @@ async fn openapi_documents_every_served_route() {
         for method in ops.as_object().unwrap().keys() {
             let concrete = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{floatingip_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{alias}", "router")
                 .replace("{tag}", "t");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -483,6 +483,34 @@ async fn router_gateway_on_an_uplink_and_floating_ips() {
     assert_eq!(names(&cfgs), ["rt2"]);
     assert!(cfgs["rt2"].routers[0].floating_ips.is_empty());
 
+    // A port forwarding on another floating IP: the router's node only.
+    let fip2 = c
+        .post(
+            "/v2.0/floatingips",
+            json!({"floatingip": {"floating_network_id": ext}}),
+        )
+        .await["floatingip"]
+        .clone();
+    c.compile().await;
+    let vm_ip = v4_of(&vm).ip().to_string();
+    c.post(
+        &format!("/v2.0/floatingips/{}/port_forwardings", s(&fip2["id"])),
+        json!({"port_forwarding": {"protocol": "tcp", "internal_ip_address": vm_ip,
+            "internal_port": 22, "internal_port_id": s(&vm["id"]), "external_port": 2222}}),
+    )
+    .await;
+    let cfgs = c.compile().await;
+    assert_eq!(names(&cfgs), ["rt2"]);
+    let pfs = &cfgs["rt2"].routers[0].port_forwardings;
+    assert_eq!(pfs.len(), 1);
+    assert_eq!(
+        pfs[0].protocol,
+        weft_dataplane::config::ForwardProtocol::Tcp
+    );
+    assert_eq!(pfs[0].external.to_string(), s(&fip2["floating_ip_address"]));
+    assert_eq!((pfs[0].external_port, pfs[0].internal_port), (2222, 22));
+    assert_eq!(pfs[0].internal.to_string(), vm_ip);
+
     // rt2 loses its uplink: the router stays (no node has one), without its gateway.
     c.node("rt2", "192.168.100.12", &[NodeRole::Router], &[])
         .await;
@@ -490,6 +518,7 @@ async fn router_gateway_on_an_uplink_and_floating_ips() {
     assert_eq!(names(&cfgs), ["hv1", "rt1", "rt2"]);
     let r = &cfgs["rt2"].routers[0];
     assert!(r.gateway.is_none() && r.interfaces.len() == 1 && r.routes.is_empty());
+    assert!(r.port_forwardings.is_empty());
     assert!(cfgs["rt2"].segments.iter().all(|x| x.uplink.is_none()));
 
     // The reserved VNIs are not for VXLAN networks.

@@ -85,6 +85,7 @@ impl ApiError {
             ResourceKind::FloatingIp => ("FloatingIPNotFound", "Floating IP"),
             ResourceKind::SecurityGroup => ("SecurityGroupNotFound", "Security group"),
             ResourceKind::SecurityGroupRule => ("SecurityGroupRuleNotFound", "Security group rule"),
+            ResourceKind::PortForwarding => ("PortForwardingNotFound", "Port Forwarding"),
             ResourceKind::Node => ("NodeNotFound", "Node"),
         };
         ApiError::new(

@@ -41,6 +41,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Provides validation on filter parameters.",
     ),
     (
+        "floating-ip-port-forwarding",
+        "Floating IP Port Forwarding",
+        "Allows forwarding of a TCP or UDP port of a floating IP to a port of a fixed IP of a Neutron port",
+    ),
+    (
+        "floating-ip-port-forwarding-description",
+        "Floating IP Port Forwarding new attribute description",
+        "Add a description field to port forwarding of floating IPs",
+    ),
+    (
         "fip-port-details",
         "Floating IP Port Details Extension",
         "Add port_details attribute to Floating IP resource",

@@ -1,7 +1,9 @@
 //! `/v2.0/floatingips`: an address of an external network (held by a system port on it),
 //! optionally associated with a port's IPv4 address. Association needs a router with its
 //! gateway on the external network and an interface on the port's subnet; one fixed address
-//! has at most one floating IP (checked with the port row locked).
+//! has at most one floating IP (checked with the port row locked). A floating IP with port
+//! forwardings (`port_forwardings.rs`) cannot be associated, nor can a port they forward to;
+//! deleting the floating IP deletes its port forwardings.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -18,8 +20,9 @@ use crate::model::request::{
 };
 use crate::model::validate;
 use crate::model::{
-    FloatingIp, FloatingIpId, OWNER_FLOATING_IP, OWNER_ROUTER_INTERFACE, Port, PortId, ProjectId,
-    ResourceKind, Router, Scope, StandardAttrs,
+    FloatingIp, FloatingIpId, NetworkId, OWNER_FLOATING_IP, OWNER_ROUTER_INTERFACE, Port,
+    PortForwarding, PortId, ProjectId, ResourceKind, Router, RouterId, Scope, StandardAttrs,
+    SubnetId,
 };
 use crate::store::{Filter, Lock, Store, Tx};
 use crate::with_retry;
@@ -200,30 +203,32 @@ async fn associate(
             ),
         ));
     }
-    // A router with its gateway on the floating network and an interface on the port's subnet.
-    let routers: Vec<Router> = tx
-        .list(&Scope::All, &Filter::parent(f.floating_network_id))
-        .await?;
-    let mut found = None;
-    for r in routers {
-        let ifaces: Vec<Port> = tx
-            .list(
-                &Scope::All,
-                &Filter {
-                    device: Some(r.id.to_string()),
-                    ..Filter::default()
-                },
-            )
-            .await?;
-        if ifaces.iter().any(|p| {
-            p.device_owner == OWNER_ROUTER_INTERFACE
-                && p.fixed_ips.iter().any(|x| x.subnet_id == chosen.subnet_id)
-        }) {
-            found = Some(r.id);
-            break;
-        }
+    let forwarded: Vec<PortForwarding> = tx.list(&Scope::All, &Filter::parent(f.id)).await?;
+    if !forwarded.is_empty() {
+        return Err(ApiError::conflict(
+            "FipInUseByPortForwarding",
+            format!("Floating IP {} in use by Port Forwarding resources.", f.id),
+        ));
     }
-    let Some(router_id) = found else {
+    let forwarded_to: Vec<PortForwarding> = tx
+        .list(
+            &Scope::All,
+            &Filter {
+                reference: Some(port_id.to_string()),
+                ..Filter::default()
+            },
+        )
+        .await?;
+    if !forwarded_to.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PortHasPortForwarding",
+            format!(
+                "Cannot associate floating IP to port {port_id} because it already has a Port Forwarding binding."
+            ),
+        ));
+    }
+    let Some(router_id) = router_for(tx, f.floating_network_id, chosen.subnet_id).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ExternalGatewayForFloatingIPNotFound",
@@ -238,6 +243,34 @@ async fn associate(
     f.router_id = Some(router_id);
     f.status = "ACTIVE".into();
     Ok(())
+}
+
+/// The router that takes `subnet`'s traffic to external network `net`: one with its gateway
+/// on `net` and an interface on `subnet` (the first by id).
+pub(crate) async fn router_for(
+    tx: &mut Tx,
+    net: NetworkId,
+    subnet: SubnetId,
+) -> Result<Option<RouterId>, ApiError> {
+    let routers: Vec<Router> = tx.list(&Scope::All, &Filter::parent(net)).await?;
+    for r in routers {
+        let ifaces: Vec<Port> = tx
+            .list(
+                &Scope::All,
+                &Filter {
+                    device: Some(r.id.to_string()),
+                    ..Filter::default()
+                },
+            )
+            .await?;
+        if ifaces.iter().any(|p| {
+            p.device_owner == OWNER_ROUTER_INTERFACE
+                && p.fixed_ips.iter().any(|x| x.subnet_id == subnet)
+        }) {
+            return Ok(Some(r.id));
+        }
+    }
+    Ok(None)
 }
 
 fn disassociate(f: &mut FloatingIp) {
@@ -413,7 +446,9 @@ async fn update(
                     ));
                 }
             }
-            Field::Null => disassociate(&mut f),
+            // A floating IP with port forwardings has no port but keeps their router.
+            Field::Null if f.port_id.is_some() => disassociate(&mut f),
+            Field::Null => {}
             Field::Value(pid) => {
                 associate(
                     &mut tx,
@@ -451,6 +486,11 @@ async fn delete(
             .ok_or_else(|| ApiError::not_found(ResourceKind::FloatingIp, &id.to_string()))?;
         if !scope.may_write(&f.project_id) {
             return Err(ApiError::forbidden("delete_floatingip"));
+        }
+        // Its port forwardings go with it (as Neutron's cascade).
+        let forwarded: Vec<PortForwarding> = tx.list(&Scope::All, &Filter::parent(f.id)).await?;
+        for pf in &forwarded {
+            tx.delete(&Scope::All, pf).await?;
         }
         if let Some(p) = tx
             .get::<Port>(&Scope::All, &f.floating_port_id.to_string(), Lock::Update)

@@ -17,6 +17,7 @@ pub mod extensions;
 pub mod floatingips;
 pub mod ipam;
 pub mod networks;
+pub mod port_forwardings;
 pub mod ports;
 pub mod query;
 pub mod routers;
@@ -308,6 +309,7 @@ pub fn routes() -> (Router<AppState>, Vec<RouteDoc>) {
     let r = ports::routes(r);
     let r = routers::routes(r);
     let r = floatingips::routes(r);
+    let r = port_forwardings::routes(r);
     let r = security_groups::routes(r);
     let r = ipam::routes(r);
     let r = tags::routes(r);

@@ -572,7 +572,8 @@ pub async fn create_in(
     Ok(port)
 }
 
-/// Releases a port's addresses and MAC, detaches its floating IPs and deletes it.
+/// Releases a port's addresses and MAC, detaches its floating IPs, deletes the port
+/// forwardings to it and deletes it.
 pub async fn delete_in(tx: &mut Tx, scope: &Scope, port: &Port) -> Result<(), ApiError> {
     for f in &port.fixed_ips {
         tx.release_ip(
@@ -605,6 +606,7 @@ pub async fn delete_in(tx: &mut Tx, scope: &Scope, port: &Port) -> Result<(), Ap
         f.status = "DOWN".into();
         tx.update(&Scope::All, &mut f).await?;
     }
+    super::port_forwardings::forget_port(tx, port, true).await?;
     tx.delete(scope, port).await?;
     tracing::info!(port = %port.id, "port deleted");
     Ok(())
@@ -760,6 +762,7 @@ async fn update(
                 &keep,
             )
             .await?;
+            super::port_forwardings::forget_port(&mut tx, &p, false).await?;
         }
         if let Field::Value(b) = req.port_security_enabled {
             p.port_security_enabled = b.0;

@@ -23,7 +23,7 @@ use crate::model::request::{
 use crate::model::validate;
 use crate::model::{
     FixedIp, FloatingIp, GatewayInfo, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port,
-    ProjectId, ResourceKind, Router, RouterId, Scope, StandardAttrs, Subnet,
+    PortForwarding, ProjectId, ResourceKind, Router, RouterId, Scope, StandardAttrs, Subnet,
 };
 use crate::store::{Filter, Lock, Tx};
 use crate::with_retry;
@@ -647,8 +647,13 @@ async fn remove_interface(
         }
         let fips: Vec<FloatingIp> = tx.list(&Scope::All, &Filter::default()).await?;
         for f in fips.iter().filter(|f| f.router_id == Some(r.id)) {
-            if let Some(ip) = f.fixed_ip_address
-                && removed.iter().any(|s| s.cidr.contains(ip))
+            let mut internal: Vec<std::net::IpAddr> = f.fixed_ip_address.into_iter().collect();
+            let forwarded: Vec<PortForwarding> =
+                tx.list(&Scope::All, &Filter::parent(f.id)).await?;
+            internal.extend(forwarded.iter().map(|pf| pf.internal_ip_address));
+            if internal
+                .iter()
+                .any(|ip| removed.iter().any(|s| s.cidr.contains(*ip)))
             {
                 return Err(ApiError::conflict(
                     "RouterInterfaceInUseByFloatingIP",

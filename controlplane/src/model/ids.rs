@@ -74,6 +74,10 @@ uuid_id!(
     /// A security group rule's id.
     SecurityGroupRuleId
 );
+uuid_id!(
+    /// A floating IP port forwarding's id.
+    PortForwardingId
+);
 
 /// The project (Keystone: project, Neutron's old name: tenant) that owns a resource.
 ///

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use weft_dataplane::wire::{MacAddr, Vni};
 
 pub use ids::{
-    FloatingIpId, NetworkId, PortId, ProjectId, Revision, RouterId, SecurityGroupId,
-    SecurityGroupRuleId, StandardAttrs, SubnetId, Timestamp,
+    FloatingIpId, NetworkId, PortForwardingId, PortId, ProjectId, Revision, RouterId,
+    SecurityGroupId, SecurityGroupRuleId, StandardAttrs, SubnetId, Timestamp,
 };
 
 /// The kinds of resource the store holds.
@@ -51,6 +51,8 @@ pub enum ResourceKind {
     SecurityGroup,
     /// [`SecurityGroupRule`].
     SecurityGroupRule,
+    /// [`PortForwarding`].
+    PortForwarding,
     /// [`Node`] (not an API resource: agents register themselves over the node API).
     Node,
 }
@@ -66,6 +68,7 @@ impl ResourceKind {
             ResourceKind::FloatingIp => "floating_ip",
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::SecurityGroupRule => "security_group_rule",
+            ResourceKind::PortForwarding => "port_forwarding",
             ResourceKind::Node => "node",
         }
     }
@@ -80,6 +83,7 @@ impl ResourceKind {
             "floating_ip" => ResourceKind::FloatingIp,
             "security_group" => ResourceKind::SecurityGroup,
             "security_group_rule" => ResourceKind::SecurityGroupRule,
+            "port_forwarding" => ResourceKind::PortForwarding,
             "node" => ResourceKind::Node,
             _ => return None,
         })
@@ -463,6 +467,54 @@ pub struct FloatingIp {
     pub std: StandardAttrs,
 }
 
+/// The transport protocols a port forwarding forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl ForwardProtocol {
+    /// Neutron's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ForwardProtocol::Tcp => "tcp",
+            ForwardProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// A floating IP port forwarding (Neutron's `floating-ip-port-forwarding`): a TCP or UDP port
+/// of a floating IP that is associated with no port, forwarded to a port of one fixed IPv4
+/// address of a port behind the floating IP's router.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortForwarding {
+    /// Id.
+    pub id: PortForwardingId,
+    /// Owner (the floating IP's).
+    pub project_id: ProjectId,
+    /// The floating IP.
+    pub floatingip_id: FloatingIpId,
+    /// TCP or UDP.
+    pub protocol: ForwardProtocol,
+    /// The floating IP's port.
+    pub external_port: u16,
+    /// The port traffic is forwarded to.
+    pub internal_port_id: PortId,
+    /// One of its fixed IPv4 addresses.
+    pub internal_ip_address: IpAddr,
+    /// Its port.
+    pub internal_port: u16,
+    /// Free-form description.
+    pub description: String,
+    /// Revision number and timestamps.
+    #[serde(flatten)]
+    pub std: StandardAttrs,
+}
+
 /// A set of allow rules applied to ports (stateful).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecurityGroup {
@@ -575,11 +627,13 @@ pub trait Resource:
         ""
     }
     /// The resource it belongs to, indexed: a subnet's or port's network, a rule's group, a
-    /// floating IP's external network, a router's gateway network.
+    /// floating IP's external network, a router's gateway network, a port forwarding's
+    /// floating IP.
     fn parent(&self) -> Option<String> {
         None
     }
-    /// A second indexed reference: a floating IP's port, a rule's remote group.
+    /// A second indexed reference: a floating IP's port, a rule's remote group, a port
+    /// forwarding's internal port.
     fn reference(&self) -> Option<String> {
         None
     }
@@ -724,6 +778,25 @@ impl Resource for SecurityGroupRule {
     }
     fn reference(&self) -> Option<String> {
         self.remote_group_id.map(|g| g.to_string())
+    }
+    fn std_mut(&mut self) -> &mut StandardAttrs {
+        &mut self.std
+    }
+}
+
+impl Resource for PortForwarding {
+    const KIND: ResourceKind = ResourceKind::PortForwarding;
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+    fn project(&self) -> &ProjectId {
+        &self.project_id
+    }
+    fn parent(&self) -> Option<String> {
+        Some(self.floatingip_id.to_string())
+    }
+    fn reference(&self) -> Option<String> {
+        Some(self.internal_port_id.to_string())
     }
     fn std_mut(&mut self) -> &mut StandardAttrs {
         &mut self.std

@@ -457,6 +457,35 @@ pub struct FloatingIpUpdate {
     pub description: Field<String>,
 }
 
+/// Body of `POST /v2.0/floatingips/{id}/port_forwardings` and of `PUT .../{pf_id}` (where
+/// every attribute is optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForwardingRequest {
+    #[serde(default)]
+    pub protocol: Field<String>,
+    #[serde(default)]
+    pub external_port: Field<Num<i64>>,
+    #[serde(default)]
+    pub internal_port: Field<Num<i64>>,
+    #[serde(default)]
+    pub internal_ip_address: Field<IpAddr>,
+    #[serde(default)]
+    pub internal_port_id: Field<PortId>,
+    #[serde(default)]
+    pub description: Field<String>,
+    /// Only `null` is accepted (port ranges are not implemented).
+    #[serde(default)]
+    pub external_port_range: Field<Value>,
+    /// Only `null` is accepted (port ranges are not implemented).
+    #[serde(default)]
+    pub internal_port_range: Field<Value>,
+    #[serde(default)]
+    pub project_id: Field<String>,
+    #[serde(default)]
+    pub tenant_id: Field<String>,
+}
+
 /// Body of `POST /v2.0/security-groups`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

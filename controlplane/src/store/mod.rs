@@ -42,8 +42,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::ipam;
 use crate::model::{
-    FloatingIp, Network, Node, Port, ProjectId, Resource, ResourceKind, Revision, Router, Scope,
-    SecurityGroup, SecurityGroupId, SecurityGroupRule, Subnet, Timestamp,
+    FloatingIp, Network, Node, Port, PortForwarding, ProjectId, Resource, ResourceKind, Revision,
+    Router, Scope, SecurityGroup, SecurityGroupId, SecurityGroupRule, Subnet, Timestamp,
 };
 
 /// Errors of the store.
@@ -183,6 +183,9 @@ pub struct Snapshot {
     pub security_groups: Vec<SecurityGroup>,
     /// Security group rules.
     pub security_group_rules: Vec<SecurityGroupRule>,
+    /// Floating IP port forwardings.
+    #[serde(default)]
+    pub port_forwardings: Vec<PortForwarding>,
     /// Registered nodes.
     pub nodes: Vec<Node>,
 }
@@ -411,6 +414,7 @@ impl Store {
             floating_ips: list_rows(&mut tx, &Scope::All, &all).await?,
             security_groups: list_rows(&mut tx, &Scope::All, &all).await?,
             security_group_rules: list_rows(&mut tx, &Scope::All, &all).await?,
+            port_forwardings: list_rows(&mut tx, &Scope::All, &all).await?,
             nodes: list_rows(&mut tx, &Scope::All, &all).await?,
         };
         tx.rollback().await?;
