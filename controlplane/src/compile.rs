@@ -775,7 +775,8 @@ impl Index {
 
     /// The router's port forwardings that the dataplane can take: the floating IP on the
     /// gateway's network and not a 1:1 floating IP, the internal address on another of the
-    /// router's networks, `(protocol, external, port)` and `(protocol, internal, port)` each once.
+    /// router's networks and without a 1:1 floating IP, `(protocol, external, port)` and
+    /// `(protocol, internal, port)` each once.
     fn port_forwardings(
         &self,
         router_id: &str,
@@ -811,6 +812,8 @@ impl Index {
                 "the floating IP is associated with a port"
             } else if !on(&inside, internal) {
                 "the internal address is on none of the router's internal networks"
+            } else if fips.iter().any(|f| f.internal == internal) {
+                "the internal address has a floating IP"
             } else if pf.external_port == 0 || pf.internal_port == 0 {
                 "port 0"
             } else if outs.contains(&(protocol, external, pf.external_port))
