@@ -231,6 +231,34 @@ async fn agents_get_their_own_configuration_and_deltas() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("vtep_ip"));
+    for uplinks in [
+        json!({"public": "an-interface-name-too-long"}),
+        json!({"public": "eth1", "other": "eth1"}),
+        json!({"": "eth1"}),
+    ] {
+        let r = rt1
+            .put(format!("{base}/v1/nodes/rt1"))
+            .json(&json!({"vtep_ip": "192.168.100.3", "roles": ["router"], "uplinks": uplinks}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{uplinks}");
+        assert!(r.text().await.unwrap().contains("uplinks"));
+    }
+    // Uplinks are stored with the node.
+    let r = rt1
+        .put(format!("{base}/v1/nodes/rt1"))
+        .json(&json!({"vtep_ip": "192.168.100.3", "roles": ["router"], "uplinks": {"public": "eth1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let snap = store.snapshot().await.unwrap();
+    let rt1_node = snap.nodes.iter().find(|n| n.name == "rt1").unwrap();
+    assert_eq!(
+        rt1_node.uplinks.get("public").map(String::as_str),
+        Some("eth1")
+    );
     // Another node's configuration, registration or status: 403.
     for r in [
         hv1.get(format!("{base}/v1/nodes/hv2/config"))
