@@ -28,6 +28,7 @@
 //! floating IPs become 1:1 NAT entries, and the port forwardings of its floating IPs port
 //! forwarding entries. NAT entries the dataplane would refuse are left out and logged.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
@@ -117,6 +118,8 @@ struct Index {
     group_nodes: HashMap<SecurityGroupId, BTreeSet<String>>,
     /// Port id → what remote groups read of it: its groups and addresses.
     port_sg: HashMap<String, (Vec<SecurityGroupId>, Vec<IpNetwork>)>,
+    /// Groups compiled so far from this snapshot.
+    sg_cache: RefCell<HashMap<SecurityGroupId, SecurityGroupConfig>>,
 }
 
 impl Index {
@@ -538,7 +541,7 @@ impl Index {
         }
         cfg.security_groups = used_groups
             .iter()
-            .map(|g| self.security_group(name, *g))
+            .map(|g| self.security_group(*g))
             .collect();
         cfg.sort_by_key();
         cfg
@@ -557,23 +560,29 @@ impl Index {
             .collect()
     }
 
-    /// A group with its rules, remote groups expanded. Rules the dataplane would refuse are
-    /// left out (and logged) rather than making the whole node's configuration invalid.
-    fn security_group(&self, node: &str, id: SecurityGroupId) -> SecurityGroupConfig {
+    /// A group with its rules, remote groups expanded: the same on every node, so compiled
+    /// once per snapshot. Rules the dataplane would refuse are left out (and logged) rather
+    /// than making the whole node's configuration invalid.
+    fn security_group(&self, id: SecurityGroupId) -> SecurityGroupConfig {
+        if let Some(g) = self.sg_cache.borrow().get(&id) {
+            return g.clone();
+        }
         let mut rules: Vec<SecurityRuleConfig> = Vec::new();
         for r in self.groups.get(&id).map_or(&[][..], Vec::as_slice) {
             match rule_config(r, &self.group_addrs) {
                 Ok(c) => rules.push(c),
-                Err(why) => tracing::warn!(node, group = %id, rule = %r.id, reason = %why,
-                    "security group rule left out of the node's configuration"),
+                Err(why) => tracing::warn!(group = %id, rule = %r.id, reason = %why,
+                    "security group rule left out of node configurations"),
             }
         }
         rules.sort_by(|a, b| rule_order(a).cmp(&rule_order(b)));
         rules.dedup();
-        SecurityGroupConfig {
+        let g = SecurityGroupConfig {
             name: id.to_string(),
             rules,
-        }
+        };
+        self.sg_cache.borrow_mut().insert(id, g.clone());
+        g
     }
 
     fn segment(
