@@ -39,6 +39,10 @@ use crate::store::{Store, StoreError};
 
 /// Deltas kept per node for agents that reconnect (older ones get a snapshot).
 const DELTA_LOG: usize = 256;
+/// ... and at most this many bytes of them, or the size of the node's configuration as JSON
+/// if larger: a chain of deltas longer than a snapshot is not worth keeping (a security group
+/// with many members is resent whole in every delta that changes its members).
+const DELTA_LOG_MIN_BYTES: usize = 64 * 1024;
 /// Heartbeat period on watch streams.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// At most this many change records are read per compilation; more means "recompile all".
@@ -90,6 +94,8 @@ struct NodeState {
     config: Arc<NodeConfig>,
     /// Deltas in order: (from, to, line).
     log: VecDeque<(u64, u64, Bytes)>,
+    /// Bytes of the lines in `log`.
+    log_bytes: usize,
     revision: watch::Sender<u64>,
 }
 
@@ -137,13 +143,25 @@ impl Hub {
                                 delta,
                             }
                             .line();
+                            st.log_bytes += line.len();
                             st.log.push_back((st.config.revision, rev, line));
-                            while st.log.len() > DELTA_LOG {
-                                st.log.pop_front();
+                            let budget = serde_json::to_vec(&config)
+                                .map_or(0, |v| v.len())
+                                .max(DELTA_LOG_MIN_BYTES);
+                            // The newest delta always stays: live streams follow it.
+                            while st.log.len() > DELTA_LOG
+                                || (st.log.len() > 1 && st.log_bytes > budget)
+                            {
+                                if let Some((_, _, old)) = st.log.pop_front() {
+                                    st.log_bytes -= old.len();
+                                }
                             }
                         }
                         // Not expressible as a delta: streams send a snapshot.
-                        None => st.log.clear(),
+                        None => {
+                            st.log.clear();
+                            st.log_bytes = 0;
+                        }
                     }
                     st.config = Arc::new(config);
                     st.revision.send_replace(rev);
@@ -155,6 +173,7 @@ impl Hub {
                         NodeState {
                             config: Arc::new(config),
                             log: VecDeque::new(),
+                            log_bytes: 0,
                             revision: watch::Sender::new(rev),
                         },
                     );
@@ -672,5 +691,81 @@ async fn connection(
         .await
     {
         tracing::debug!(%peer, error = %e, "node API: connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_dataplane::config::{RuleDirection, RuleEtherType, SecurityGroupConfig};
+    use weft_dataplane::config::{SecurityRuleConfig, UnderlayConfig};
+
+    /// A configuration whose one security group lets in `members` addresses.
+    fn config(revision: u64, members: u32) -> NodeConfig {
+        let remote = (0..members)
+            .map(|i| ipnetwork::IpNetwork::from(IpAddr::from((0x0a00_0000 + i).to_be_bytes())))
+            .collect();
+        NodeConfig {
+            node: "hv1".into(),
+            revision,
+            underlay: UnderlayConfig {
+                local_ip: "192.168.100.1".parse().unwrap(),
+                port: 4789,
+                mtu: 1500,
+            },
+            learning: Default::default(),
+            segments: Vec::new(),
+            ports: Vec::new(),
+            remote_vteps: Vec::new(),
+            remote_bindings: Vec::new(),
+            routers: Vec::new(),
+            security_groups: vec![SecurityGroupConfig {
+                name: "default".into(),
+                rules: vec![SecurityRuleConfig {
+                    direction: RuleDirection::Ingress,
+                    ethertype: RuleEtherType::IPv4,
+                    protocol: None,
+                    port_range_min: None,
+                    port_range_max: None,
+                    remote: Some(remote),
+                }],
+            }],
+            limits: Default::default(),
+        }
+    }
+
+    #[test]
+    fn delta_log_is_bounded_by_the_configuration_size() {
+        let hub = Hub::new();
+        let publish = |rev: u64, members: u32| {
+            hub.publish(
+                rev,
+                vec![Compiled {
+                    node: "hv1".into(),
+                    config: config(rev, members),
+                }],
+            )
+        };
+        publish(1, 2000);
+        // Every change resends the whole group: each delta is about a snapshot's size.
+        for rev in 2..40 {
+            assert_eq!(publish(rev, 2000 + u32::try_from(rev).unwrap()), 1);
+        }
+        let nodes = hub.lock();
+        let st = &nodes["hv1"];
+        let snapshot = serde_json::to_vec(&*st.config).unwrap().len();
+        assert!(st.log.len() < 5, "{} deltas kept", st.log.len());
+        assert!(st.log_bytes <= snapshot.max(DELTA_LOG_MIN_BYTES) || st.log.len() == 1);
+        assert_eq!(
+            st.log_bytes,
+            st.log.iter().map(|(_, _, l)| l.len()).sum::<usize>()
+        );
+        drop(nodes);
+        // The newest delta is there for live streams; an agent further behind gets a snapshot.
+        let (lines, at) = hub.catch_up("hv1", 38).unwrap();
+        assert_eq!((lines.len(), at), (1, 39));
+        assert!(lines[0].starts_with(br#"{"type":"delta""#));
+        let (lines, _) = hub.catch_up("hv1", 2).unwrap();
+        assert!(lines[0].starts_with(br#"{"type":"snapshot""#));
     }
 }
