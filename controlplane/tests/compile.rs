@@ -532,3 +532,79 @@ async fn router_gateway_on_an_uplink_and_floating_ips() {
     assert_eq!(st, 400);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_ports_and_external_vxlan_networks_use_uplinks() {
+    let mut c = Cloud::start().await;
+    c.node("hv1", "192.168.100.1", HV, &[("physnet1", "eth1")])
+        .await;
+    c.node("hv2", "192.168.100.2", HV, &[]).await;
+    c.node(
+        "rt1",
+        "192.168.100.11",
+        &[NodeRole::Router],
+        &[("default", "eth9")],
+    )
+    .await;
+    // A flat provider network with a VM port on each hypervisor: only hv1 has the uplink.
+    let flat = s(&c
+        .post("/v2.0/networks", json!({"network": {"name": "prov", "shared": true, "provider:network_type": "flat", "provider:physical_network": "physnet1"}}))
+        .await["network"]["id"]);
+    c.post(
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": flat, "ip_version": 4, "cidr": "198.51.100.0/24"}}),
+    )
+    .await;
+    let p1 = c.port(&flat, "hv1", json!({})).await;
+    c.port(&flat, "hv2", json!({})).await;
+    // An external network without provider attributes (a VXLAN network with a VNI): routers
+    // reach it through their node's "public", else "default" uplink.
+    let ext = c
+        .post(
+            "/v2.0/networks",
+            json!({"network": {"name": "ext", "router:external": true}}),
+        )
+        .await["network"]
+        .clone();
+    c.post(
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": s(&ext["id"]), "ip_version": 4, "cidr": "192.0.2.0/24"}}),
+    )
+    .await;
+    let (_, sub_a) = c.network("a", "10.0.0.0/24").await;
+    let router = s(&c
+        .post(
+            "/v2.0/routers",
+            json!({"router": {"name": "r", "external_gateway_info": {"network_id": s(&ext["id"])}}}),
+        )
+        .await["router"]["id"]);
+    c.put(
+        &format!("/v2.0/routers/{router}/add_router_interface"),
+        json!({"subnet_id": sub_a}),
+    )
+    .await;
+
+    let cfgs = c.compile().await;
+    assert_eq!(names(&cfgs), ["hv1", "hv2", "rt1"], "all valid");
+    let hv1 = &cfgs["hv1"];
+    let seg = hv1.segments.iter().find(|x| x.name == flat).unwrap();
+    assert_eq!(seg.uplink.as_deref(), Some("eth1"));
+    assert_eq!(hv1.ports.len(), 1);
+    assert_eq!(hv1.ports[0].name, s(&p1["id"]));
+    assert!(hv1.remote_bindings.is_empty() && hv1.remote_vteps.is_empty());
+    let hv2 = &cfgs["hv2"];
+    assert!(hv2.segments.is_empty() && hv2.ports.is_empty(), "{hv2:?}");
+    let rt1 = &cfgs["rt1"];
+    let ext_vni = ext["provider:segmentation_id"].as_u64().unwrap();
+    let seg = rt1
+        .segments
+        .iter()
+        .find(|x| u64::from(x.vni.get()) == ext_vni)
+        .unwrap();
+    assert_eq!(seg.uplink.as_deref(), Some("eth9"));
+    assert_eq!(
+        rt1.routers[0].gateway.as_ref().map(|g| g.vni),
+        Some(seg.vni)
+    );
+    c.shutdown().await;
+}
