@@ -96,7 +96,8 @@ enum Command {
         role: Vec<String>,
         /// An uplink: the host interface through which this node reaches a physical network
         /// (external and flat networks: router gateways, provider ports), PHYSNET=IFACE, e.g.
-        /// public=eth1; repeatable (with --controller).
+        /// public=eth1; repeatable (with --controller). Use a dedicated interface: once a
+        /// segment uses it, the agent attaches it and cuts it off from the host's own stack.
         #[arg(long, requires = "controller", value_name = "PHYSNET=IFACE")]
         uplink: Vec<String>,
         /// Control socket for `weft stats`, `weft capture` and `weft reload`.

@@ -37,6 +37,7 @@ pub struct UpOptions {
     pub control: PathBuf,
     /// An uplink of this node, PHYSNET=IFACE (e.g. public=eth1): the host interface of a
     /// physical network, for external networks (router gateways, floating IPs); repeatable.
+    /// Use a dedicated interface: the agent attaches it and cuts it off from the host's stack.
     #[arg(long, value_name = "PHYSNET=IFACE")]
     pub uplink: Vec<String>,
 }
