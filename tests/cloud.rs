@@ -1,7 +1,8 @@
 //! From the API to packets: a controller, two hypervisor agents and a router node in
 //! namespaces; everything created through the API with the real `openstack` CLI; VMs get their
-//! addresses by DHCP and SLAAC and reach each other across hypervisors and subnets. Then the
-//! failure cases: a node's certificate cannot read another node's configuration; with the
+//! addresses by DHCP and SLAAC and reach each other across hypervisors and subnets; they reach
+//! an "internet" host through SNAT on r1's gateway, and it reaches vm-c by its floating IP on
+//! the ports its security group allows. Then the failure cases: a node's certificate cannot read another node's configuration; with the
 //! controller killed traffic keeps flowing; an agent restarted meanwhile forwards again from
 //! its saved state; deleting a port cuts its traffic.
 //!
@@ -10,11 +11,12 @@
 //!                                  │ underlay switch
 //!   hv1 192.168.100.1 ─────────────┼───────────── hv2 192.168.100.2        rt 192.168.100.3
 //!     vm-a: net1 10.0.0.0/24        │               vm-b: net1               router r1
-//!           + fd00:a::/64 SLAAC     │               vm-c: net2 10.1.0.0/24
+//!           + fd00:a::/64 SLAAC     │               vm-c: net2 10.1.0.0/24   │ upl0 (physnet ext)
+//!                                                                          inet 203.0.113.1
 //! ```
 //!
 //! The `openstack` CLI comes from `scripts/install-api-deps.sh` (a virtualenv); `scripts/test.sh`
-//! passes it in `WEFT_OPENSTACK`. Floating IPs and SNAT are issue 4.
+//! passes it in `WEFT_OPENSTACK`.
 
 mod common;
 
@@ -25,6 +27,8 @@ use common::{Lab, eventually, lab, read, weft_bin};
 use serde_json::Value;
 
 const CTL: &str = "192.168.100.254";
+/// The "internet" host on the external network, also its gateway.
+const INET: &str = "203.0.113.1";
 
 fn openstack_cli() -> String {
     std::env::var("WEFT_OPENSTACK").unwrap_or_else(|_| {
@@ -108,7 +112,7 @@ impl Cloud {
         pid
     }
 
-    fn start_agent(&mut self, node: &str, ns: &str, vtep: &str, role: &str) -> u32 {
+    fn start_agent(&mut self, node: &str, ns: &str, vtep: &str, role: &str, extra: &[&str]) -> u32 {
         let weft = weft_bin().to_owned();
         let p = |s: &str| self.pki.join(s).to_string_lossy().into_owned();
         let (ca, cert, key) = (
@@ -126,34 +130,33 @@ impl Cloud {
             .path(&format!("{node}.sock"))
             .to_string_lossy()
             .into_owned();
-        self.lab.spawn(
-            &format!("agent-{node}"),
-            ns,
-            &[
-                &weft,
-                "--log",
-                "info",
-                "agent",
-                "--controller",
-                &format!("https://{CTL}:9697"),
-                "--node",
-                node,
-                "--ca",
-                &ca,
-                "--cert",
-                &cert,
-                "--key",
-                &key,
-                "--state-dir",
-                &state,
-                "--vtep-ip",
-                vtep,
-                "--role",
-                role,
-                "--control",
-                &control,
-            ],
-        )
+        let url = format!("https://{CTL}:9697");
+        let mut argv = vec![
+            &weft,
+            "--log",
+            "info",
+            "agent",
+            "--controller",
+            &url,
+            "--node",
+            node,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--state-dir",
+            &state,
+            "--vtep-ip",
+            vtep,
+            "--role",
+            role,
+            "--control",
+            &control,
+        ];
+        argv.extend_from_slice(extra);
+        self.lab.spawn(&format!("agent-{node}"), ns, &argv)
     }
 
     fn port(&self, name: &str, net: &str, host: &str) -> (String, String) {
@@ -314,9 +317,25 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
     c.lab.sysctl(&vm_a, "net.ipv6.conf.eth0.accept_ra=2");
     c.lab.sysctl(&vm_b, "net.ipv6.conf.eth0.accept_ra=2");
 
-    let hv1_pid = c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
-    c.start_agent("hv2", &hv2, "192.168.100.2", "hypervisor");
-    c.start_agent("rt", &rt, "192.168.100.3", "router");
+    // The router node's uplink to the external network, where an "internet" host sits.
+    let inet = c.lab.netns("inet");
+    c.lab.ip(
+        &rt,
+        &format!("link add upl0 type veth peer name eth0 netns {inet}"),
+    );
+    c.lab.sysctl(&rt, "net.ipv6.conf.upl0.disable_ipv6=1");
+    c.lab.ip(&inet, &format!("addr add {INET}/24 dev eth0"));
+    c.lab.ip(&inet, "link set eth0 up");
+
+    let hv1_pid = c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor", &[]);
+    c.start_agent("hv2", &hv2, "192.168.100.2", "hypervisor", &[]);
+    c.start_agent(
+        "rt",
+        &rt,
+        "192.168.100.3",
+        "router",
+        &["--uplink", "ext=upl0"],
+    );
 
     // The agents attach the ports and say so.
     for id in [&a_id, &b_id, &c_id] {
@@ -364,6 +383,91 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
     assert!(c.lab.ping_until(&vm_c, &a_ip, 20), "vm-c → vm-a");
     assert!(c.lab.ping_until(&vm_a, &b_ip6, 20), "vm-a → vm-b over IPv6");
 
+    // The external network, on the router node's uplink: r1 gets a gateway there with SNAT,
+    // vm-c a floating IP; the default security group lets TCP 8080 in.
+    c.os(&[
+        "network",
+        "create",
+        "--external",
+        "--provider-network-type",
+        "flat",
+        "--provider-physical-network",
+        "ext",
+        "public",
+    ]);
+    c.os(&[
+        "subnet",
+        "create",
+        "--network",
+        "public",
+        "--no-dhcp",
+        "--subnet-range",
+        "203.0.113.0/24",
+        "--gateway",
+        INET,
+        "--allocation-pool",
+        "start=203.0.113.10,end=203.0.113.99",
+        "public-v4",
+    ]);
+    c.os_quiet(&["router", "set", "--external-gateway", "public", "r1"]);
+    let gw_ip = c.os(&["router", "show", "r1"])["external_gateway_info"]["external_fixed_ips"]
+        [0]["ip_address"]
+        .as_str()
+        .expect("r1's gateway address")
+        .to_owned();
+    c.os(&[
+        "security",
+        "group",
+        "rule",
+        "create",
+        "--protocol",
+        "tcp",
+        "--dst-port",
+        "8080",
+        "default",
+    ]);
+    let fip = c.os(&["floating", "ip", "create", "--port", &c_id, "public"])["floating_ip_address"]
+        .as_str()
+        .expect("floating IP address")
+        .to_owned();
+    c.lab.tell_peer_server(&inet, 7000);
+    c.lab.tell_peer_server(&vm_c, 8080);
+    c.lab.tell_peer_server(&vm_c, 8081);
+
+    // vm-a reaches the outside through SNAT, seen as r1's gateway address; vm-c as its
+    // floating IP. The outside reaches vm-c by its floating IP on 8080 only.
+    let seen = c
+        .lab
+        .ask_peer_until(&vm_a, INET, 7000)
+        .unwrap_or_else(|| panic!("vm-a → internet:\n{}", read(&c.lab.path("agent-rt.log"))));
+    assert!(
+        seen.starts_with(&format!("{gw_ip}:")),
+        "vm-a seen as {seen}"
+    );
+    let seen = c
+        .lab
+        .ask_peer_until(&vm_c, INET, 7000)
+        .expect("vm-c → internet");
+    assert!(seen.starts_with(&format!("{fip}:")), "vm-c seen as {seen}");
+    let seen = c
+        .lab
+        .ask_peer_until(&inet, &fip, 8080)
+        .expect("internet → floating IP:8080");
+    assert!(
+        seen.starts_with(&format!("{INET}:")),
+        "internet seen by vm-c as {seen}"
+    );
+    assert_eq!(
+        c.lab.ask_peer(&inet, &fip, 8081),
+        None,
+        "8081 is not in vm-c's security group"
+    );
+    assert_eq!(
+        c.lab.ask_peer(&inet, &gw_ip, 7000),
+        None,
+        "nothing unsolicited gets in through SNAT"
+    );
+
     // One node's certificate reads its own configuration only.
     assert_eq!(curl_node_api(&c, "hv1", "/v1/nodes/hv2/config"), "403");
     assert_eq!(curl_node_api(&c, "hv2", "/v1/nodes/hv1/config"), "403");
@@ -377,10 +481,14 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
         "vm-a → vm-c without the controller"
     );
     assert!(
+        c.lab.ask_peer(&inet, &fip, 8080).is_some(),
+        "floating IP without the controller"
+    );
+    assert!(
         c.lab.stop(hv1_pid).is_some_and(|s| s.success()),
         "hv1 agent stops cleanly"
     );
-    c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor");
+    c.start_agent("hv1", &hv1, "192.168.100.1", "hypervisor", &[]);
     assert!(
         c.lab.ping_until(&vm_a, &c_ip, 30),
         "restarted hv1 agent forwards from its saved state:\n{}",

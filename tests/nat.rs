@@ -161,64 +161,35 @@ fn topology(lab: &mut Lab) -> Topo {
     }
 }
 
-/// Starts a TCP server in `ns` on `port` that answers every connection with the peer's
-/// address and closes.
-fn tell_peer_server(lab: &mut Lab, ns: &str, port: u16) {
-    let code = format!(
-        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-         s.bind(('0.0.0.0',{port}))\ns.listen(64)\nwhile True:\n c,a=s.accept()\n \
-         c.sendall(('%s:%d\\n'%a).encode())\n c.close()\n"
-    );
-    lab.spawn(
-        &format!("server-{ns}-{port}"),
-        ns,
-        &["python3", "-c", &code],
-    );
-}
-
-/// Connects from `ns` to `addr:port` (3 s timeout); what the server said, or `None`.
-fn ask_peer(lab: &Lab, ns: &str, addr: &str, port: u16) -> Option<String> {
-    let code = format!(
-        "import socket,sys\ntry:\n c=socket.create_connection(('{addr}',{port}),timeout=3)\n \
-         print(c.recv(100).decode().strip())\nexcept OSError as e:\n print('ERR',e)\n sys.exit(1)\n"
-    );
-    let out = lab.try_exec(ns, &["python3", "-c", &code]);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// Asks until the server answers (the first packets may wait for address resolution).
-fn ask_peer_until(lab: &Lab, ns: &str, addr: &str, port: u16) -> Option<String> {
-    for _ in 0..5 {
-        if let Some(s) = ask_peer(lab, ns, addr, port) {
-            return Some(s);
-        }
-    }
-    None
-}
-
 #[test]
 fn snat_floating_ips_port_forwarding_and_security_groups() {
     let mut lab = common::lab();
     let t = topology(&mut lab);
-    tell_peer_server(&mut lab, &t.inet, 7000);
-    tell_peer_server(&mut lab, &t.a1, 8080);
-    tell_peer_server(&mut lab, &t.a1, 8081);
-    tell_peer_server(&mut lab, &t.a2, 22);
+    lab.tell_peer_server(&t.inet, 7000);
+    lab.tell_peer_server(&t.a1, 8080);
+    lab.tell_peer_server(&t.a1, 8081);
+    lab.tell_peer_server(&t.a2, 22);
     std::thread::sleep(Duration::from_millis(300));
 
     // SNAT: each tenant leaves by its own router's address, same inside addresses or not.
     assert!(lab.ping_until(&t.a2, "203.0.113.1", 5), "a2 -> internet");
-    let seen = ask_peer_until(&lab, &t.a2, "203.0.113.1", 7000).expect("a2 reaches inet");
+    let seen = lab
+        .ask_peer_until(&t.a2, "203.0.113.1", 7000)
+        .expect("a2 reaches inet");
     assert!(seen.starts_with("203.0.113.10:"), "a2 seen as {seen}");
-    let seen = ask_peer_until(&lab, &t.b1, "203.0.113.1", 7000).expect("b1 reaches inet");
+    let seen = lab
+        .ask_peer_until(&t.b1, "203.0.113.1", 7000)
+        .expect("b1 reaches inet");
     assert!(seen.starts_with("203.0.113.20:"), "b1 seen as {seen}");
     // A floating IP: a1 leaves as its floating IP...
-    let seen = ask_peer_until(&lab, &t.a1, "203.0.113.1", 7000).expect("a1 reaches inet");
+    let seen = lab
+        .ask_peer_until(&t.a1, "203.0.113.1", 7000)
+        .expect("a1 reaches inet");
     assert!(seen.starts_with("203.0.113.11:"), "a1 seen as {seen}");
     // ... and is reached by it, on the ports its security group allows only.
-    let seen = ask_peer_until(&lab, &t.inet, "203.0.113.11", 8080).expect("FIP port 8080");
+    let seen = lab
+        .ask_peer_until(&t.inet, "203.0.113.11", 8080)
+        .expect("FIP port 8080");
     assert!(
         seen.starts_with("203.0.113.1:"),
         "inet seen by a1 as {seen}"
@@ -226,19 +197,21 @@ fn snat_floating_ips_port_forwarding_and_security_groups() {
     assert!(lab.ping(&t.inet, "203.0.113.11", 2), "ping the FIP");
     let before = stats(&t.rt).drop_count(DropReason::SecurityGroup);
     assert_eq!(
-        ask_peer(&lab, &t.inet, "203.0.113.11", 8081),
+        lab.ask_peer(&t.inet, "203.0.113.11", 8081),
         None,
         "8081 is not allowed"
     );
     assert!(stats(&t.rt).drop_count(DropReason::SecurityGroup) > before);
     // Port forwarding: 203.0.113.12:2222 -> a2:22.
-    let seen = ask_peer_until(&lab, &t.inet, "203.0.113.12", 2222).expect("port forwarding");
+    let seen = lab
+        .ask_peer_until(&t.inet, "203.0.113.12", 2222)
+        .expect("port forwarding");
     assert!(
         seen.starts_with("203.0.113.1:"),
         "inet seen by a2 as {seen}"
     );
     // Nothing unsolicited gets in through SNAT or to b1.
-    assert_eq!(ask_peer(&lab, &t.inet, "203.0.113.20", 22), None);
+    assert_eq!(lab.ask_peer(&t.inet, "203.0.113.20", 22), None);
 
     // An ICMP port unreachable comes back through the NAT to the sender.
     let code = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\

@@ -4,8 +4,8 @@
 //! id (as Nova's libvirt driver does). Before a configuration is applied, every configured
 //! port's interface gets its segment's MTU and is brought up; one that does not exist yet is
 //! created as a persistent tap, and remembered (`state::CreatedTap`). After the apply, taps the
-//! agent created for ports that are gone are deleted. Interfaces that are not configured ports
-//! are never touched, and a tap is only deleted if it is still the device the agent created
+//! agent created for ports that are gone are deleted. Uplink interfaces are only brought up.
+//! Other interfaces are never touched, and a tap is only deleted if it is still the device the agent created
 //! (same interface index).
 
 use std::collections::{BTreeMap, HashSet};
@@ -65,8 +65,9 @@ impl Interfaces {
         }
     }
 
-    /// Makes every port interface of `cfg` exist, with its segment's MTU, up. Failures are
-    /// logged per interface: that port stays detached, the others go on.
+    /// Makes every port interface of `cfg` exist, with its segment's MTU, up, and brings
+    /// every uplink interface up. Failures are logged per interface: that port stays
+    /// detached, the others go on.
     pub fn prepare(&mut self, cfg: &NodeConfig) {
         let mut changed = false;
         for (interface, mtu) in port_mtus(cfg) {
@@ -78,6 +79,14 @@ impl Interfaces {
         }
         if changed {
             self.save();
+        }
+        // Uplinks are the operator's interfaces: never created nor resized here, only
+        // brought up, as a VM's tap is, so that the worker can use them.
+        for interface in cfg.segments.iter().filter_map(|s| s.uplink.as_deref()) {
+            if let Err(e) = sys::set_interface_up(interface) {
+                tracing::warn!(%interface, error = %e,
+                    "cannot bring the uplink interface up; its external network stays detached");
+            }
         }
     }
 

@@ -390,6 +390,40 @@ impl Lab {
         (0..tries).any(|_| self.ping(ns, addr, 1))
     }
 
+    /// Starts a TCP server in `ns` on `port` (python3) that answers every connection with the
+    /// peer's address and port as it sees them (`ADDR:PORT`), then closes.
+    pub fn tell_peer_server(&mut self, ns: &str, port: u16) -> u32 {
+        let code = format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',{port}))\ns.listen(64)\nwhile True:\n c,a=s.accept()\n \
+             c.sendall(('%s:%d\\n'%a).encode())\n c.close()\n"
+        );
+        self.spawn(
+            &format!("server-{ns}-{port}"),
+            ns,
+            &["python3", "-c", &code],
+        )
+    }
+
+    /// Connects from `ns` to a [`Lab::tell_peer_server`] at `addr:port` (3 s timeout): what the
+    /// server saw, or `None` if the connection failed.
+    pub fn ask_peer(&self, ns: &str, addr: &str, port: u16) -> Option<String> {
+        let code = format!(
+            "import socket,sys\ntry:\n c=socket.create_connection(('{addr}',{port}),timeout=3)\n \
+             print(c.recv(100).decode().strip())\nexcept OSError as e:\n print('ERR',e)\n sys.exit(1)\n"
+        );
+        let out = self.try_exec(ns, &["python3", "-c", &code]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// [`Lab::ask_peer`] up to five times (the first packets may wait for address resolution,
+    /// or for configuration to reach the agents).
+    pub fn ask_peer_until(&self, ns: &str, addr: &str, port: u16) -> Option<String> {
+        (0..5).find_map(|_| self.ask_peer(ns, addr, port))
+    }
+
     /// The path of a file in the lab's scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
