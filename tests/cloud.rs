@@ -468,6 +468,18 @@ fn openstack_cli_to_packets_across_hypervisors_and_through_failures() {
         "nothing unsolicited gets in through SNAT"
     );
 
+    // The router's interface and gateway ports are up where it runs.
+    let router_ports_active = eventually(Duration::from_secs(20), || {
+        let ports = c.os(&["port", "list", "--router", "r1"]);
+        let ports = ports.as_array().cloned().unwrap_or_default();
+        ports.len() == 4 && ports.iter().all(|p| p["Status"] == "ACTIVE")
+    });
+    assert!(
+        router_ports_active,
+        "r1's ports: {}",
+        c.os(&["port", "list", "--router", "r1"])
+    );
+
     // One node's certificate reads its own configuration only.
     assert_eq!(curl_node_api(&c, "hv1", "/v1/nodes/hv2/config"), "403");
     assert_eq!(curl_node_api(&c, "hv2", "/v1/nodes/hv1/config"), "403");

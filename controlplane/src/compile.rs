@@ -87,8 +87,10 @@ struct Index {
     /// Ports by network id.
     ports_by_network: HashMap<String, Vec<Port>>,
     routers: HashMap<String, Router>,
-    /// Interface ports by router id.
+    /// Interface ports by router id (merged per network, see `merge_router_ports`).
     router_ports: HashMap<String, Vec<Port>>,
+    /// Every interface port's id by router id, merged ones included.
+    router_port_ids: HashMap<String, Vec<String>>,
     /// The gateway port of each router that has one.
     gateway_ports: HashMap<String, Port>,
     /// Associated floating IPs by router id.
@@ -280,7 +282,11 @@ impl Index {
     /// id) keeps its MAC and takes the others' addresses; the others are dropped from the
     /// index, so hypervisors see one gateway MAC answering for all of them.
     fn merge_router_ports(&mut self) {
-        for ports in self.router_ports.values_mut() {
+        for (router, ports) in &mut self.router_ports {
+            self.router_port_ids.insert(
+                router.clone(),
+                ports.iter().map(|p| p.id.to_string()).collect(),
+            );
             ports.sort_by(|a, b| {
                 let v4 = |p: &Port| !p.fixed_ips.iter().any(|f| f.ip_address.is_ipv4());
                 (a.network_id.to_string(), v4(a), a.id.to_string()).cmp(&(
@@ -1181,6 +1187,19 @@ impl Compiler {
             .as_ref()
             .map(|i| i.placement.clone())
             .unwrap_or_default()
+    }
+
+    /// The Neutron ports of the routers placed on each node: interfaces and gateway ports.
+    /// They are not VM ports, so no agent reports them; the node that runs their router does.
+    pub fn router_ports(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let Some(ix) = &self.index else { return out };
+        for (router, node) in &ix.placement {
+            let ids = out.entry(node.clone()).or_default();
+            ids.extend(ix.router_port_ids.get(router).into_iter().flatten().cloned());
+            ids.extend(ix.gateway_ports.get(router).map(|p| p.id.to_string()));
+        }
+        out
     }
 
     /// Takes the state as of `snap` and the changes since the previous update (`None`: unknown,

@@ -103,6 +103,8 @@ struct NodeState {
 #[derive(Debug, Default)]
 pub struct Hub {
     nodes: Mutex<HashMap<String, NodeState>>,
+    /// Node → the Neutron ports of the routers placed on it (see [`Hub::set_router_ports`]).
+    router_ports: Mutex<BTreeMap<String, Vec<String>>>,
     /// The store revision the compiler has caught up with.
     compiled: watch::Sender<u64>,
 }
@@ -191,6 +193,24 @@ impl Hub {
         changed
     }
 
+    /// Records the compiler's router placement as node → router port ids. A node's status
+    /// report marks its routers' ports ACTIVE: they are up where their router runs.
+    pub fn set_router_ports(&self, ports: BTreeMap<String, Vec<String>>) {
+        *self
+            .router_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ports;
+    }
+
+    fn router_ports_of(&self, node: &str) -> Vec<String> {
+        self.router_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The node's current configuration.
     pub fn config(&self, node: &str) -> Option<Arc<NodeConfig>> {
         self.lock().get(node).map(|s| s.config.clone())
@@ -253,6 +273,7 @@ pub async fn compile_loop(store: Store, hub: Arc<Hub>, mut shutdown: watch::Rece
             Ok((rev, compiled)) => {
                 let n = compiled.len();
                 let changed = hub.publish(rev, compiled);
+                hub.set_router_ports(compiler.router_ports());
                 if changed > 0 {
                     tracing::info!(
                         revision = rev,
@@ -601,7 +622,8 @@ async fn status(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match write_status(&api.store, &node, &report).await {
+        let router_ports = api.hub.router_ports_of(&node);
+        match write_status(&api.store, &node, &report, &router_ports).await {
             Ok(()) => return Ok(StatusCode::NO_CONTENT),
             Err(e) if e.is_retryable() && attempt < 8 => continue,
             Err(e) => return Err(e.into()),
@@ -609,10 +631,27 @@ async fn status(
     }
 }
 
-async fn write_status(store: &Store, node: &str, report: &StatusReport) -> Result<(), StoreError> {
+/// Writes a node's report: its VM ports as reported, and the ports of the routers placed on
+/// it ACTIVE (the node runs them, as it reports).
+async fn write_status(
+    store: &Store,
+    node: &str,
+    report: &StatusReport,
+    router_ports: &[String],
+) -> Result<(), StoreError> {
     let mut tx = store
         .begin(&Scope::All, &format!("node:{node}:status"))
         .await?;
+    for id in router_ports {
+        let port: Option<Port> = tx.get(&Scope::All, id, crate::store::Lock::Update).await?;
+        let Some(mut port) = port.filter(|p| p.device_owner.starts_with("network:router")) else {
+            continue;
+        };
+        if port.status != "ACTIVE" {
+            port.status = "ACTIVE".to_owned();
+            tx.update(&Scope::All, &mut port).await?;
+        }
+    }
     for (id, st) in &report.ports {
         let port: Option<Port> = tx.get(&Scope::All, id, crate::store::Lock::Update).await?;
         // A node sets the status of its own ports only.
