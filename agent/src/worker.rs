@@ -160,7 +160,14 @@ impl Worker {
             .collect();
         let local = tables.local_vtep.to_string();
         let w = Worker {
-            pipeline: Pipeline::new(tables),
+            // A random seed for the flow tables' hashes (std's per-process random keys).
+            pipeline: Pipeline::with_seed(
+                tables,
+                std::hash::BuildHasher::hash_one(
+                    &std::collections::hash_map::RandomState::new(),
+                    0u8,
+                ),
+            ),
             pool: BufPool::new(POOL_BUFFERS, buf_size),
             ports,
             underlay,

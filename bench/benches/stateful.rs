@@ -11,7 +11,7 @@
 //! - `new_flows`: new connections per second per core: every packet a new flow admitted by the
 //!   security groups and committed to the tracker (a fresh pipeline each sample).
 //!
-//! Run: `cargo bench -p weft-bench --bench stateful` (under `cargo test` every case runs once
+//! Run: `cargo bench -p weft-bench --bench stateful [-- NAME]` (under `cargo test` every case runs once
 //! with a small table and is checked).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -294,6 +294,11 @@ impl Run {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench stateful -- snat` runs the cases whose name contains `snat`.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
     let (flows, batches, samples, calls) = if bench {
         (1u32 << 20, 256, 15, 2000)
     } else {
@@ -309,6 +314,9 @@ fn main() {
         ("snat", Case::Snat, Action::Port(PortIdx(3))),
         ("fip_dnat", Case::Fip, Action::Port(PortIdx(2))),
     ] {
+        if !name.contains(&filter) {
+            continue;
+        }
         let mut r = Run::new(case, flows, batches);
         r.check(want);
         let t = tsc::median_measured_ticks_per_packet(samples, calls, BATCH_SIZE, || r.once());
@@ -331,6 +339,9 @@ fn main() {
         );
     }
     // New flows per second: every packet a new flow through the security groups.
+    if !"new_flows".contains(&filter) {
+        return;
+    }
     let mut rates: Vec<f64> = (0..samples)
         .map(|_| {
             let mut p = Pipeline::new(tables(flows.max(1024)));

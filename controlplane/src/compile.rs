@@ -1196,7 +1196,13 @@ impl Compiler {
         let Some(ix) = &self.index else { return out };
         for (router, node) in &ix.placement {
             let ids = out.entry(node.clone()).or_default();
-            ids.extend(ix.router_port_ids.get(router).into_iter().flatten().cloned());
+            ids.extend(
+                ix.router_port_ids
+                    .get(router)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
             ids.extend(ix.gateway_ports.get(router).map(|p| p.id.to_string()));
         }
         out

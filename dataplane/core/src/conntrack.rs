@@ -2,8 +2,9 @@
 //! later packets and replies pass without classification.
 //!
 //! ```text
-//!  slots: [u32; 2^k]  open addressing, linear probing ──► entries: Vec<Entry> (+ free list)
-//!         hash(zone, proto, endpoints in canonical order)        key, state, windows, expiry
+//!  slots: [u64; 2^k]  open addressing, linear probing ──► entries: Vec<Entry> (+ free list)
+//!         seeded hash(proto, endpoints in canonical order)       key (with zone), state,
+//!                                                                windows, expiry
 //! ```
 //!
 //! - **Key.** A flow is (zone, protocol, two endpoints), the endpoints in a canonical order
@@ -12,10 +13,14 @@
 //!   IPv4-mapped IPv6 addresses. A zone is a VM port: the same 5-tuple in two zones is two
 //!   flows (a flow between two VMs is tracked at both ports).
 //! - **Table.** Entries live in a vector reserved up front for the node limit (memory is only
-//!   touched as it fills) with a free list; an index of `u32` slots, at most half full, points
-//!   into it. An entry is 104 bytes and its share of the index 8 to 16 bytes: at most 120 bytes
-//!   per flow ([`Conntrack::heap_bytes`]). Lookups hash once and allocate nothing; removal
-//!   shifts the probe chain back (no tombstones).
+//!   touched as it fills) with a free list; an index of `u64` slots (32 bits of hash and an
+//!   entry number, [`crate::hashindex`]), at most half full, points into it, so probes compare
+//!   hashes without reading entries. An entry is 96 bytes and its share of the index 16 to 32
+//!   bytes: at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash once (seeded,
+//!   zone left out) and allocate nothing; removal shifts the probe chain back (no tombstones).
+//! - **Warming.** The pipeline hashes a whole batch's flows first and loads their index slots,
+//!   then their entries ([`Conntrack::warm`]), so with a table far larger than the caches the
+//!   misses of 64 packets overlap rather than add up.
 //! - **Limits.** Per node and per tenant; a new flow over a limit is refused and nothing is
 //!   evicted, so a SYN flood cannot push established flows out.
 //! - **TCP** follows Linux's `nf_conntrack_proto_tcp`: states SYN_SENT, SYN_RECV, ESTABLISHED,
@@ -32,13 +37,13 @@
 //! - **Expiry** is lazy (a lookup that finds an expired entry treats it as absent) and swept
 //!   in bounded steps ([`Conntrack::expire`]).
 
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
 use crate::counters::DropReason;
 use crate::flow::{Flow, Transport, Tuple, tcp_flags};
+use crate::hashindex::{Index, fold_mul, ix, lo32, splitmix};
 use crate::time::Timestamp;
 
 /// A conntrack zone: one VM port.
@@ -153,10 +158,6 @@ struct Seen {
     maxend: u32,
     /// Largest window advertised (scaled); 0: nothing seen yet.
     maxwin: u32,
-    /// Window scale shift.
-    scale: u8,
-    /// Sent the window-scale option on its SYN.
-    wscale_ok: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -178,17 +179,22 @@ struct Entry {
     expires: u32,
     tenant: u32,
     seen: [Seen; 2],
+    /// Window scale shift per direction (original, reply).
+    scale: [u8; 2],
     /// TCP state ([`Tcp`] as u8).
     tcp: u8,
-    /// Bit 0: the original direction is from endpoint `a`; bit 1: a reply was seen; bit 2:
-    /// live.
+    /// [`ORIG_IS_A`], [`REPLIED`], [`LIVE`], [`WSCALE_OK`].
     flags: u8,
 }
 
+/// The original direction is from endpoint `a`.
 const ORIG_IS_A: u8 = 1;
+/// A reply was seen.
 const REPLIED: u8 = 2;
+/// The entry holds a flow (not on the free list).
 const LIVE: u8 = 4;
-const EMPTY: u32 = u32::MAX;
+/// The original direction's SYN carried the window-scale option.
+const WSCALE_OK: u8 = 8;
 
 fn addr(a: IpAddr) -> [u64; 2] {
     let v = match a {
@@ -227,10 +233,15 @@ fn key_of(zone: Zone, t: &Tuple) -> (Key, bool) {
     )
 }
 
-fn hash(k: &Key) -> u64 {
-    let mut h = FxHasher::default();
-    k.hash(&mut h);
-    h.finish()
+/// The hash of a key's protocol and endpoints, seeded. The zone is left out, so the hash of a
+/// packet's flow is known before the pipeline knows which port it goes to (see
+/// [`Conntrack::warm`]); a 5-tuple in two zones shares a probe run.
+fn key_hash(seeds: &[u64; 2], k: &Key) -> u32 {
+    let ends = (u64::from(k.pa) << 48) | (u64::from(k.pb) << 32) | u64::from(k.proto);
+    let x = fold_mul(k.a[0] ^ seeds[0], k.a[1] ^ seeds[1]);
+    let y = fold_mul(k.b[0] ^ seeds[1], k.b[1] ^ ends ^ seeds[0]);
+    let h = fold_mul(x ^ seeds[1], y);
+    lo32(h ^ (h >> 32))
 }
 
 /// `a` before `b` in sequence space.
@@ -245,8 +256,8 @@ fn after(a: u32, b: u32) -> bool {
 /// The connection tracker of one worker.
 #[derive(Debug)]
 pub struct Conntrack {
-    slots: Vec<u32>,
-    mask: usize,
+    index: Index,
+    seeds: [u64; 2],
     entries: Vec<Entry>,
     free: Vec<u32>,
     live: usize,
@@ -256,13 +267,14 @@ pub struct Conntrack {
 }
 
 impl Conntrack {
-    /// An empty tracker for at most `limits.max_flows` flows.
-    pub fn new(limits: CtLimits) -> Conntrack {
+    /// An empty tracker for at most `limits.max_flows` flows. `seed` seeds the hash: give
+    /// each tracker a random one.
+    pub fn new(limits: CtLimits, seed: u64) -> Conntrack {
         let max = usize::try_from(limits.max_flows.max(1)).unwrap_or(usize::MAX);
-        let slots = (max * 2).next_power_of_two();
+        let mut s = seed;
         Conntrack {
-            slots: vec![EMPTY; slots],
-            mask: slots - 1,
+            index: Index::new(max),
+            seeds: [splitmix(&mut s), splitmix(&mut s)],
             entries: Vec::with_capacity(max),
             free: Vec::new(),
             live: 0,
@@ -291,23 +303,45 @@ impl Conntrack {
 
     /// Heap bytes the table holds (reserved entries included).
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<u32>()
+        self.index.bytes()
             + self.entries.capacity() * size_of::<Entry>()
             + self.free.capacity() * size_of::<u32>()
     }
 
-    fn find(&self, k: &Key) -> Option<(usize, u32)> {
-        let mut i = usize::try_from(hash(k)).unwrap_or(0) & self.mask;
-        loop {
-            let e = self.slots[i];
-            if e == EMPTY {
-                return None;
-            }
-            if self.entries[e as usize].key == *k {
-                return Some((i, e));
-            }
-            i = (i + 1) & self.mask;
+    /// The entry holding `k`.
+    fn find(&self, k: &Key) -> Option<u32> {
+        let entries = &self.entries;
+        let i = self
+            .index
+            .find(key_hash(&self.seeds, k), |i| entries[i].key == *k)?;
+        u32::try_from(i).ok()
+    }
+
+    /// The hash a lookup of `t`'s flow starts from, in any zone (the hash leaves zones out),
+    /// for [`Conntrack::warm`].
+    pub fn hash_of(&self, t: &Tuple) -> u32 {
+        let (k, _) = key_of(Zone(0), t);
+        key_hash(&self.seeds, &k)
+    }
+
+    /// Loads into the caches what lookups of the flows with these hashes will read first:
+    /// all their index slots, then the entries those point to. Issued back to back, the
+    /// misses of a large table overlap instead of being paid one lookup at a time. Plain
+    /// loads folded into one value, not prefetch instructions (this crate has no `unsafe`).
+    pub fn warm(&self, hashes: &[u32]) {
+        let mut acc = 0usize;
+        for &h in hashes {
+            acc ^= self.index.touch(h).unwrap_or(0);
         }
+        std::hint::black_box(acc);
+        let mut acc = 0u64;
+        for &h in hashes {
+            if let Some(e) = self.index.touch(h).and_then(|i| self.entries.get(i)) {
+                // Both cache lines an entry may span: its first bytes and its last.
+                acc ^= e.key.a[0] ^ u64::from(e.flags);
+            }
+        }
+        std::hint::black_box(acc);
     }
 
     /// Looks the packet's flow up in `zone` and, if tracked, advances its state.
@@ -318,7 +352,7 @@ impl Conntrack {
             Transport::IcmpError { inner, .. } => {
                 let (k, _) = key_of(zone, &inner);
                 return match self.find(&k) {
-                    Some((_, e)) if self.entries[e as usize].expires > now_s => {
+                    Some(e) if self.entries[e as usize].expires > now_s => {
                         Lookup::Related { id: FlowId(e) }
                     }
                     _ => Lookup::Invalid(DropReason::IcmpErrorUntracked),
@@ -328,12 +362,12 @@ impl Conntrack {
             _ => {}
         }
         let (k, src_is_a) = key_of(zone, &flow.tuple);
-        let Some((slot, e)) = self.find(&k) else {
+        let Some(e) = self.find(&k) else {
             return Lookup::New;
         };
         let ent = &mut self.entries[e as usize];
         if ent.expires <= now_s {
-            self.remove_at(slot);
+            self.remove_entry(e);
             return Lookup::New;
         }
         let dir = if src_is_a == (ent.flags & ORIG_IS_A != 0) {
@@ -423,14 +457,10 @@ impl Conntrack {
             }
             None => {
                 self.entries.push(ent);
-                u32::try_from(self.entries.len() - 1).unwrap_or(EMPTY - 1)
+                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let mut i = usize::try_from(hash(&k)).unwrap_or(0) & self.mask;
-        while self.slots[i] != EMPTY {
-            i = (i + 1) & self.mask;
-        }
-        self.slots[i] = idx;
+        self.index.insert(key_hash(&self.seeds, &k), ix(idx));
         self.live += 1;
         Ok(FlowId(idx))
     }
@@ -471,42 +501,20 @@ impl Conntrack {
         if e.flags & LIVE == 0 {
             return;
         }
-        let key = e.key;
-        if let Some((slot, _)) = self.find(&key) {
-            self.remove_at(slot);
-        }
+        self.remove_entry(id.0);
     }
 
-    fn remove_at(&mut self, slot: usize) {
-        let idx = self.slots[slot];
+    /// Frees live entry `idx` and its index slot.
+    fn remove_entry(&mut self, idx: u32) {
         let e = &mut self.entries[idx as usize];
         e.flags = 0;
         if let Some(n) = self.tenants.get_mut(&e.tenant) {
             *n = n.saturating_sub(1);
         }
+        let h = key_hash(&self.seeds, &e.key);
+        self.index.remove(h, ix(idx));
         self.free.push(idx);
         self.live -= 1;
-        // Backward-shift deletion: move later members of the probe chain into the hole.
-        let mut hole = slot;
-        let mut i = (slot + 1) & self.mask;
-        self.slots[hole] = EMPTY;
-        loop {
-            let x = self.slots[i];
-            if x == EMPTY {
-                return;
-            }
-            let home =
-                usize::try_from(hash(&self.entries[x as usize].key)).unwrap_or(0) & self.mask;
-            // Movable if its home is not in (hole, i] cyclically.
-            let dist_i = i.wrapping_sub(home) & self.mask;
-            let dist_hole = hole.wrapping_sub(home) & self.mask;
-            if dist_hole < dist_i {
-                self.slots[hole] = x;
-                self.slots[i] = EMPTY;
-                hole = i;
-            }
-            i = (i + 1) & self.mask;
-        }
     }
 
     /// Removes every flow of `zone` (its port is gone); returns how many.
@@ -538,7 +546,7 @@ impl Conntrack {
             self.cursor = (self.cursor + 1) % n;
             let e = &self.entries[self.cursor];
             if e.flags & LIVE != 0 && e.expires <= now_s {
-                let id = FlowId(u32::try_from(self.cursor).unwrap_or(EMPTY));
+                let id = FlowId(u32::try_from(self.cursor).unwrap_or(u32::MAX));
                 self.remove(id);
                 removed += 1;
             }
@@ -562,6 +570,7 @@ fn new_entry(
         expires: 0,
         tenant,
         seen: [Seen::default(); 2],
+        scale: [0; 2],
         tcp: Tcp::Close as u8,
         flags: LIVE | if src_is_a { ORIG_IS_A } else { 0 },
     };
@@ -583,11 +592,13 @@ fn new_entry(
                 .wrapping_add(payload)
                 .wrapping_add(u32::from(syn))
                 .wrapping_add(u32::from(fin));
+            if let Some(w) = wscale {
+                e.flags |= WSCALE_OK;
+                e.scale[0] = w;
+            }
             let s = &mut e.seen[0];
             s.end = end;
             s.maxend = end;
-            s.wscale_ok = wscale.is_some();
-            s.scale = wscale.unwrap_or(0);
             if syn && flags & tcp_flags::ACK == 0 {
                 s.maxwin = u32::from(window).max(1);
                 e.tcp = Tcp::SynSent as u8;
@@ -660,15 +671,14 @@ fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict 
     let (si, ri) = if dir == Dir::Original { (0, 1) } else { (1, 0) };
     // The SYN/ACK (or a simultaneous-open SYN) initialises the reply direction.
     if syn && dir == Dir::Reply && matches!(state, Tcp::SynSent | Tcp::SynRecv) {
-        let both = wscale.is_some() && e.seen[0].wscale_ok;
+        let both = wscale.is_some() && e.flags & WSCALE_OK != 0;
         let r = &mut e.seen[1];
         r.end = seq.wrapping_add(payload).wrapping_add(1);
         r.maxend = r.end;
         r.maxwin = u32::from(window).max(1);
-        r.wscale_ok = wscale.is_some();
-        r.scale = if both { wscale.unwrap_or(0) } else { 0 };
+        e.scale[1] = if both { wscale.unwrap_or(0) } else { 0 };
         if !both {
-            e.seen[0].scale = 0;
+            e.scale[0] = 0;
         }
         state = Tcp::SynRecv;
     } else if syn {
@@ -678,7 +688,7 @@ fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict 
         }
     } else {
         let end = seq.wrapping_add(payload).wrapping_add(u32::from(fin));
-        let win = u32::from(window) << e.seen[si].scale;
+        let win = u32::from(window) << e.scale[si];
         if e.seen[si].maxwin == 0 {
             // First segment from this side (picked-up flow): learn it.
             let s = &mut e.seen[si];
@@ -759,10 +769,13 @@ mod tests {
     const T0: Timestamp = Timestamp(1_000_000_000_000);
 
     fn ct() -> Conntrack {
-        Conntrack::new(CtLimits {
-            max_flows: 1000,
-            max_per_tenant: 100,
-        })
+        Conntrack::new(
+            CtLimits {
+                max_flows: 1000,
+                max_per_tenant: 100,
+            },
+            7,
+        )
     }
 
     fn tcp(from_client: bool, flags: u8, seq: u32, ack: u32, payload: u32) -> Flow {
@@ -928,11 +941,30 @@ mod tests {
     }
 
     #[test]
+    fn warming_hashes_point_at_the_entry() {
+        let mut c = ct();
+        let f = udp(1000, false);
+        let id = c.commit(Z, T, &f, 1, T0).unwrap();
+        let h = c.hash_of(&f.tuple);
+        assert_eq!(c.index.touch(h), Some(ix(id.0)));
+        // Either direction, any zone: one hash.
+        assert_eq!(c.hash_of(&udp(1000, true).tuple), h);
+        c.warm(&[h, 0, u32::MAX]);
+        assert!(matches!(
+            c.lookup(Z, &udp(1000, true), T0),
+            Lookup::Established { .. }
+        ));
+    }
+
+    #[test]
     fn limits_refuse_without_evicting() {
-        let mut c = Conntrack::new(CtLimits {
-            max_flows: 5,
-            max_per_tenant: 3,
-        });
+        let mut c = Conntrack::new(
+            CtLimits {
+                max_flows: 5,
+                max_per_tenant: 3,
+            },
+            7,
+        );
         for p in 0..3 {
             c.commit(Z, T, &udp(p, false), 1, T0).unwrap();
         }
@@ -1072,10 +1104,13 @@ mod tests {
 
     #[test]
     fn churn_keeps_the_index_consistent() {
-        let mut c = Conntrack::new(CtLimits {
-            max_flows: 64,
-            max_per_tenant: 64,
-        });
+        let mut c = Conntrack::new(
+            CtLimits {
+                max_flows: 64,
+                max_per_tenant: 64,
+            },
+            7,
+        );
         let mut live: Vec<u16> = Vec::new();
         let mut x: u32 = 12345;
         for _ in 0..5000 {
@@ -1101,11 +1136,16 @@ mod tests {
 
     #[test]
     fn at_most_128_bytes_per_flow() {
-        let max = 1 << 16;
-        let mut c = Conntrack::new(CtLimits {
-            max_flows: max,
-            max_per_tenant: max,
-        });
+        assert_eq!(size_of::<Entry>(), 96);
+        // Just over a power of two: the index is at its largest per flow (4 slots of 8 bytes).
+        let max = (1 << 16) + 1;
+        let mut c = Conntrack::new(
+            CtLimits {
+                max_flows: max,
+                max_per_tenant: max,
+            },
+            7,
+        );
         for i in 0..max {
             let f = Flow {
                 tuple: Tuple {

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod fdb;
 pub mod firewall;
 pub mod flow;
+pub(crate) mod hashindex;
 pub mod ids;
 #[cfg(test)]
 mod l3_tests;

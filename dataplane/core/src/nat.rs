@@ -111,6 +111,7 @@ use rustc_hash::FxHashMap;
 
 use crate::counters::DropReason;
 use crate::flow::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, Transport, Tuple, tcp_flags};
+use crate::hashindex::{Index, fold_mul, ix, lo32, splitmix};
 use crate::time::Timestamp;
 use crate::wire::Error;
 use crate::wire::checksum;
@@ -577,125 +578,14 @@ fn pool_key(ext_ip: u32, proto: u8) -> u64 {
     (u64::from(ext_ip) << 8) | u64::from(proto)
 }
 
-fn ix(i: u32) -> usize {
-    usize::try_from(i).unwrap_or(usize::MAX)
-}
-
-fn lo32(x: u64) -> u32 {
-    u32::try_from(x & 0xffff_ffff).unwrap_or(0)
-}
-
-/// The folded 128-bit product (as in foldhash and wyhash).
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    u64::try_from(p & u128::from(u64::MAX)).unwrap_or(0) ^ u64::try_from(p >> 64).unwrap_or(0)
-}
-
-fn splitmix(s: &mut u64) -> u64 {
-    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *s;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Hashes a key of the three indexes: a zone, a protocol, two addresses and two ports.
-fn key_hash(seeds: &[u64; 2], zone: u32, proto: u8, a: u32, ap: u16, b: u32, bp: u16) -> u32 {
-    let x = (u64::from(zone ^ (u32::from(proto) << 24)) << 32) | u64::from(a);
+/// Hashes a key of the three indexes: a protocol, two addresses and two ports. The key's zone
+/// is compared but not hashed, so a packet's hashes are known before the router picks the
+/// zone ([`Nat::warm`]).
+fn key_hash(seeds: &[u64; 2], proto: u8, a: u32, ap: u16, b: u32, bp: u16) -> u32 {
+    let x = (u64::from(u32::from(proto) << 24) << 32) | u64::from(a);
     let y = (u64::from(b) << 32) | (u64::from(ap) << 16) | u64::from(bp);
     let h = fold_mul(x ^ seeds[0], y ^ seeds[1]);
     lo32(h ^ (h >> 32))
-}
-
-/// An open-addressing index from a key's hash to a slot number; the keys live in the slots, so
-/// a lookup compares them through a closure. Linear probing, deletion by backward shift (no
-/// tombstones). A table slot is `hash << 32 | (slot + 1)`, 0 when empty. Never more than half
-/// full (the callers' limits guarantee it), so probes are short and always end.
-#[derive(Debug)]
-struct Index {
-    slots: Vec<u64>,
-    mask: usize,
-}
-
-impl Index {
-    fn new(entries: usize) -> Index {
-        let n = entries.saturating_mul(2).max(16).next_power_of_two();
-        Index {
-            slots: vec![0; n],
-            mask: n - 1,
-        }
-    }
-
-    fn home(&self, h: u32) -> usize {
-        usize::try_from(h).unwrap_or(0) & self.mask
-    }
-
-    fn find(&self, h: u32, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
-        let mut i = self.home(h);
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if lo32(s >> 32) == h {
-                let slot = ix(lo32(s) - 1);
-                if eq(slot) {
-                    return Some(slot);
-                }
-            }
-            i = (i + 1) & self.mask;
-        }
-    }
-
-    fn entry(h: u32, slot: usize) -> u64 {
-        let slot = u32::try_from(slot).unwrap_or(NONE - 1);
-        (u64::from(h) << 32) | u64::from(slot + 1)
-    }
-
-    fn insert(&mut self, h: u32, slot: usize) {
-        let mut i = self.home(h);
-        while self.slots[i] != 0 {
-            i = (i + 1) & self.mask;
-        }
-        self.slots[i] = Index::entry(h, slot);
-    }
-
-    fn remove(&mut self, h: u32, slot: usize) {
-        let e = Index::entry(h, slot);
-        let mut i = self.home(h);
-        loop {
-            match self.slots[i] {
-                0 => return, // not there (cannot happen)
-                s if s == e => break,
-                _ => i = (i + 1) & self.mask,
-            }
-        }
-        // Knuth's algorithm R: move back every later entry of the run whose home is not
-        // (cyclically) between the hole and it.
-        let mut j = i;
-        loop {
-            j = (j + 1) & self.mask;
-            let s = self.slots[j];
-            if s == 0 {
-                break;
-            }
-            let k = self.home(lo32(s >> 32));
-            let stays = if i <= j {
-                i < k && k <= j
-            } else {
-                i < k || k <= j
-            };
-            if !stays {
-                self.slots[i] = s;
-                i = j;
-            }
-        }
-        self.slots[i] = 0;
-    }
-
-    fn bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<u64>()
-    }
 }
 
 /// The transport fields of a flow that NAT keys on.
@@ -938,6 +828,50 @@ impl Nat {
         })
     }
 
+    /// The hashes [`Nat::outbound`] (`flow` leaving) and [`Nat::inbound`] (`flow` arriving)
+    /// would look `flow` up with, in any zone, for [`Nat::warm`]; `None` if NAT would not
+    /// look it up at all.
+    pub fn hashes_of(&self, flow: &Flow) -> Option<[u32; 2]> {
+        let out = ends(flow, true)?;
+        let inb = ends(flow, false)?;
+        Some([
+            self.inside_hash(&out),
+            key_hash(
+                &self.seeds,
+                inb.proto,
+                inb.ip,
+                inb.port,
+                inb.remote_ip,
+                inb.remote_port,
+            ),
+        ])
+    }
+
+    /// Loads into the caches what lookups with these [`Nat::hashes_of`] will read first: the
+    /// index slots, then the sessions they point to, back to back so that the misses overlap.
+    /// Plain loads, not prefetch instructions (this crate has no `unsafe`).
+    pub fn warm(&self, hashes: &[[u32; 2]]) {
+        let mut acc = 0usize;
+        for h in hashes {
+            acc ^= self.by_inside.touch(h[0]).unwrap_or(0);
+            acc ^= self.by_outside.touch(h[1]).unwrap_or(0);
+        }
+        std::hint::black_box(acc);
+        let mut acc = 0u32;
+        for h in hashes {
+            let a = self.by_inside.touch(h[0]);
+            let b = self.by_outside.touch(h[1]);
+            for s in [a, b]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| self.sessions.get(i))
+            {
+                acc ^= s.expires;
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     /// Frees the sessions that expired by `now` among the next `budget` session slots (a
     /// sweep that wraps around), and the mappings and ports no session uses any more.
     /// Returns the number of sessions freed.
@@ -1011,10 +945,9 @@ impl Nat {
             + self.zones.capacity() * (size_of::<(u32, u32)>() + 1)
     }
 
-    fn inside_hash(&self, zone: u32, e: &Ends) -> u32 {
+    fn inside_hash(&self, e: &Ends) -> u32 {
         key_hash(
             &self.seeds,
-            zone,
             e.proto,
             e.ip,
             e.port,
@@ -1024,7 +957,7 @@ impl Nat {
     }
 
     fn find_inside(&self, zone: u32, e: &Ends) -> Option<usize> {
-        let h = self.inside_hash(zone, e);
+        let h = self.inside_hash(e);
         let sessions = &self.sessions;
         self.by_inside.find(h, |i| {
             let s = &sessions[i];
@@ -1041,7 +974,6 @@ impl Nat {
     fn find_outside(&mut self, zone: u32, e: &Ends, now: u32) -> Option<usize> {
         let h = key_hash(
             &self.seeds,
-            zone,
             e.proto,
             e.ip,
             e.port,
@@ -1065,8 +997,8 @@ impl Nat {
         Some(i)
     }
 
-    fn mapping_hash(&self, zone: u32, proto: u8, int_ip: u32, int_port: u16, ext_ip: u32) -> u32 {
-        key_hash(&self.seeds, zone, proto, int_ip, int_port, ext_ip, 0)
+    fn mapping_hash(&self, proto: u8, int_ip: u32, int_port: u16, ext_ip: u32) -> u32 {
+        key_hash(&self.seeds, proto, int_ip, int_port, ext_ip, 0)
     }
 
     fn create(
@@ -1084,7 +1016,7 @@ impl Nat {
             return Err(NatError::ZoneLimit);
         }
         // The mapping: the endpoint's own on this address (EIM), or a new one.
-        let mh = self.mapping_hash(zone, e.proto, e.ip, e.port, ext_ip);
+        let mh = self.mapping_hash(e.proto, e.ip, e.port, ext_ip);
         let mappings = &self.mappings;
         let found = self.by_endpoint.find(mh, |i| {
             let m = &mappings[i];
@@ -1157,11 +1089,10 @@ impl Nat {
             self.sessions.push(s);
             self.sessions.len() - 1
         };
-        let hi = self.inside_hash(zone, e);
+        let hi = self.inside_hash(e);
         self.by_inside.insert(hi, i);
         let ho = key_hash(
             &self.seeds,
-            zone,
             e.proto,
             ext_ip,
             ext_port,
@@ -1186,11 +1117,10 @@ impl Nat {
             remote_ip: s.remote_ip,
             remote_port: s.remote_port,
         };
-        let hi = self.inside_hash(s.zone, &inside);
+        let hi = self.inside_hash(&inside);
         self.by_inside.remove(hi, i);
         let ho = key_hash(
             &self.seeds,
-            s.zone,
             s.proto,
             s.ext_ip,
             s.ext_port,
@@ -1218,7 +1148,7 @@ impl Nat {
 
     fn free_mapping(&mut self, i: usize) {
         let m = self.mappings[i];
-        let h = self.mapping_hash(m.zone, m.proto, m.int_ip, m.int_port, m.ext_ip);
+        let h = self.mapping_hash(m.proto, m.int_ip, m.int_port, m.ext_ip);
         self.by_endpoint.remove(h, i);
         let pool = ix(m.pool);
         let p = &mut self.pools[pool];
@@ -2073,6 +2003,25 @@ mod tests {
             (BYTES_PER_SESSION..BYTES_PER_SESSION + 4).contains(&per),
             "{per}"
         );
+    }
+
+    #[test]
+    fn warming_hashes_point_at_the_session() {
+        let mut n = nat();
+        let out = uf("10.0.0.5", 5000, "198.51.100.7", 53);
+        let x = n.outbound(Z, a(EXT), &out, t(1)).unwrap();
+        let (i, _) = n
+            .sessions
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.proto != 0)
+            .unwrap();
+        // Leaving: the inside index; the reply arriving at the external address: the outside.
+        assert_eq!(n.by_inside.touch(n.hashes_of(&out).unwrap()[0]), Some(i));
+        let back = uf("198.51.100.7", 53, EXT, x.port);
+        assert_eq!(n.by_outside.touch(n.hashes_of(&back).unwrap()[1]), Some(i));
+        n.warm(&[n.hashes_of(&out).unwrap(), [0, 0]]);
+        assert_eq!(n.inbound(Z, &back, t(2)), Some(tr("10.0.0.5", 5000)));
     }
 
     #[test]

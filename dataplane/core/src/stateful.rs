@@ -68,10 +68,12 @@ pub(crate) struct Stateful {
     zones: Names,
     tenants: Names,
     pub(crate) next_expiry: Timestamp,
+    /// Seeds the tracker's and NAT's hashes (and NAT's port choice).
+    seed: u64,
 }
 
 impl Stateful {
-    pub(crate) fn new(t: &Tables) -> Stateful {
+    pub(crate) fn new(t: &Tables, seed: u64) -> Stateful {
         let mut s = Stateful {
             ct: None,
             port_zone: Vec::new(),
@@ -81,6 +83,7 @@ impl Stateful {
             zones: Names::default(),
             tenants: Names::default(),
             next_expiry: Timestamp::ZERO,
+            seed,
         };
         s.swap(t);
         s
@@ -141,14 +144,17 @@ impl Stateful {
                     max_per_zone: t.limits.nat_per_router,
                     ..NatLimits::default()
                 },
-                0x005e_ed0f_4e47,
+                self.seed,
             ));
         }
         if self.ct.is_none() && t.ports.iter().any(|p| p.filter.is_some()) {
-            self.ct = Some(Conntrack::new(CtLimits {
-                max_flows: t.limits.conntrack_max,
-                max_per_tenant: t.limits.conntrack_per_tenant,
-            }));
+            self.ct = Some(Conntrack::new(
+                CtLimits {
+                    max_flows: t.limits.conntrack_max,
+                    max_per_tenant: t.limits.conntrack_per_tenant,
+                },
+                self.seed ^ 0xc7_0000_0000,
+            ));
         }
         removed
     }
