@@ -91,6 +91,8 @@ struct Index {
     router_ports: HashMap<String, Vec<Port>>,
     /// Every interface port's id by router id, merged ones included.
     router_port_ids: HashMap<String, Vec<String>>,
+    /// (node, uplink interface) → the one network that uses it there (see `claim_uplinks`).
+    uplink_owner: HashMap<(String, String), String>,
     /// The gateway port of each router that has one.
     gateway_ports: HashMap<String, Port>,
     /// Associated floating IPs by router id.
@@ -193,6 +195,7 @@ impl Index {
                     .push((f.floating_ip_address, pf.clone()));
             }
         }
+        ix.claim_uplinks();
         ix.merge_router_ports();
         ix.place_routers(previous);
         let mut node_networks: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -223,14 +226,58 @@ impl Index {
 
     /// The host interface through which `node` reaches an uplink network: its uplink for the
     /// network's physical network, or (an external network without one) its `public`, else
-    /// its `default` uplink.
+    /// its `default` uplink; `None` if another network holds that interface on the node.
     fn uplink_of(&self, node: &str, net: &str) -> Option<&str> {
+        let iface = self.wanted_uplink(node, net)?;
+        (self
+            .uplink_owner
+            .get(&(node.to_owned(), iface.to_owned()))?
+            == net)
+            .then_some(iface)
+    }
+
+    fn wanted_uplink(&self, node: &str, net: &str) -> Option<&str> {
         let n = self.nodes.get(node)?;
         match &self.networks.get(net)?.physical_network {
             Some(phys) => n.uplinks.get(phys),
             None => DEFAULT_UPLINKS.iter().find_map(|u| n.uplinks.get(*u)),
         }
         .map(String::as_str)
+    }
+
+    /// One uplink network per interface and node: the dataplane refuses an interface used by
+    /// two segments (two external VXLAN networks both fall back to `public`, or one of them
+    /// and a flat network on physical network `public`). The oldest network keeps it; the
+    /// others are left out on that node, with a warning, rather than making its whole
+    /// configuration invalid.
+    fn claim_uplinks(&mut self) {
+        let mut nets: Vec<&Network> = self
+            .networks
+            .values()
+            .filter(|n| self.is_uplink(&n.id.to_string()))
+            .collect();
+        nets.sort_by_key(|n| (n.std.created_at, n.id));
+        let mut owner: HashMap<(String, String), String> = HashMap::new();
+        for node in self.nodes.keys() {
+            for n in &nets {
+                let net = n.id.to_string();
+                let Some(iface) = self.wanted_uplink(node, &net) else {
+                    continue;
+                };
+                let key = (node.clone(), iface.to_owned());
+                match owner.get(&key) {
+                    None => {
+                        owner.insert(key, net);
+                    }
+                    Some(first) => tracing::warn!(
+                        node = %node, interface = %iface, network = %net, holder = %first,
+                        "uplink already used by another network on this node; the network \
+                         is left out there"
+                    ),
+                }
+            }
+        }
+        self.uplink_owner = owner;
     }
 
     /// Groups, their rules, remote-group users and member addresses.
@@ -1203,7 +1250,13 @@ impl Compiler {
                     .flatten()
                     .cloned(),
             );
-            ids.extend(ix.gateway_ports.get(router).map(|p| p.id.to_string()));
+            // The gateway port only where the node has the uplink to serve it.
+            ids.extend(
+                ix.gateway_ports
+                    .get(router)
+                    .filter(|p| ix.uplink_of(node, &p.network_id.to_string()).is_some())
+                    .map(|p| p.id.to_string()),
+            );
         }
         out
     }

@@ -754,6 +754,21 @@ async fn ipv6_slaac_routers_and_floating_ips() {
             (s, v["floatingip"]["status"].as_str()),
             (StatusCode::OK, Some("DOWN"))
         );
+        // A floating IP from another subnet of the external network than the gateway's
+        // cannot be served by the router: refused, not accepted and dropped.
+        api.post(
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": ext, "ip_version": 4, "cidr": "198.51.100.0/24"}}),
+        )
+        .await;
+        let (s, v) = api
+            .post(
+                "/v2.0/floatingips",
+                json!({"floatingip": {"floating_network_id": ext, "floating_ip_address": "198.51.100.5", "port_id": port}}),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["NeutronError"]["type"], "FloatingIpNotOnGatewaySubnet");
         assert_eq!(
             api.put(
                 &format!("/v2.0/routers/{r}/remove_router_interface"),

@@ -606,5 +606,49 @@ async fn provider_ports_and_external_vxlan_networks_use_uplinks() {
         rt1.routers[0].gateway.as_ref().map(|g| g.vni),
         Some(seg.vni)
     );
+
+    // A second external VXLAN network would fall back to the same uplink: the older network
+    // keeps it, the newer one's gateway is left out, and rt1's configuration stays valid.
+    let ext2 = s(&c
+        .post(
+            "/v2.0/networks",
+            json!({"network": {"name": "ext2", "router:external": true}}),
+        )
+        .await["network"]["id"]);
+    c.post(
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": ext2, "ip_version": 4, "cidr": "192.0.3.0/24"}}),
+    )
+    .await;
+    let (_, sub_b) = c.network("b", "10.1.0.0/24").await;
+    let r2 = s(&c
+        .post(
+            "/v2.0/routers",
+            json!({"router": {"name": "r2", "external_gateway_info": {"network_id": ext2}}}),
+        )
+        .await["router"]["id"]);
+    c.put(
+        &format!("/v2.0/routers/{r2}/add_router_interface"),
+        json!({"subnet_id": sub_b}),
+    )
+    .await;
+    let cfgs = c.compile().await;
+    // Only rt1 is touched; it is returned only if its configuration validates.
+    assert_eq!(names(&cfgs), ["rt1"], "rt1 recompiled and valid");
+    let rt1 = &cfgs["rt1"];
+    let uplinks: Vec<&str> = rt1
+        .segments
+        .iter()
+        .filter_map(|x| x.uplink.as_deref())
+        .collect();
+    assert_eq!(uplinks, ["eth9"], "one network per uplink");
+    let gw = |id: &str| {
+        rt1.routers
+            .iter()
+            .find(|r| r.name == id)
+            .map(|r| r.gateway.is_some())
+    };
+    assert_eq!(gw(&router), Some(true));
+    assert_eq!(gw(&r2), Some(false));
     c.shutdown().await;
 }

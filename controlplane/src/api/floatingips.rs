@@ -22,7 +22,7 @@ use crate::model::validate;
 use crate::model::{
     FloatingIp, FloatingIpId, NetworkId, OWNER_FLOATING_IP, OWNER_ROUTER_INTERFACE, Port,
     PortForwarding, PortId, ProjectId, ResourceKind, Router, RouterId, Scope, StandardAttrs,
-    SubnetId,
+    Subnet, SubnetId,
 };
 use crate::store::{Filter, Lock, Store, Tx};
 use crate::with_retry;
@@ -238,11 +238,52 @@ async fn associate(
             ),
         ));
     };
+    if !gateway_serves(tx, router_id, f.floating_ip_address).await? {
+        return Err(not_on_gateway(f.floating_ip_address, router_id));
+    }
     f.port_id = Some(port_id);
     f.fixed_ip_address = Some(chosen.ip_address);
     f.router_id = Some(router_id);
     f.status = "ACTIVE".into();
     Ok(())
+}
+
+/// Whether `addr` lies on a subnet of router `router`'s gateway port. The dataplane answers
+/// for a floating IP (ARP, NAT) on its router's gateway interface, which holds the gateway
+/// port's subnets only; Neutron's L3 agent also serves addresses from the external network's
+/// other subnets, Weft refuses them rather than accept and drop their traffic.
+pub(crate) async fn gateway_serves(
+    tx: &mut Tx,
+    router: RouterId,
+    addr: std::net::IpAddr,
+) -> Result<bool, ApiError> {
+    let r: Option<Router> = tx
+        .get(&Scope::All, &router.to_string(), Lock::Share)
+        .await?;
+    let Some(gw) = r.and_then(|r| r.gw_port_id) else {
+        return Ok(false);
+    };
+    let p: Option<Port> = tx.get(&Scope::All, &gw.to_string(), Lock::Share).await?;
+    for ip in p.map(|p| p.fixed_ips).unwrap_or_default() {
+        let s: Option<Subnet> = tx
+            .get(&Scope::All, &ip.subnet_id.to_string(), Lock::Share)
+            .await?;
+        if s.is_some_and(|s| s.cidr.contains(addr)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The error for a floating IP outside its router's gateway subnets (see [`gateway_serves`]).
+pub(crate) fn not_on_gateway(addr: std::net::IpAddr, router: RouterId) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "FloatingIpNotOnGatewaySubnet",
+        format!(
+            "Floating IP {addr} is not on a subnet of router {router}'s external gateway port; Weft serves floating IPs from the gateway port's subnets only."
+        ),
+    )
 }
 
 /// The router that takes `subnet`'s traffic to external network `net`: one with its gateway
@@ -307,8 +348,7 @@ async fn build(tx: &mut Tx, ctx: &Ctx, req: FloatingIpCreate) -> Result<Floating
     let fixed_ips = match (req.subnet_id.value(), req.floating_ip_address.value()) {
         (None, None) => {
             // One IPv4 address from the first IPv4 subnet with room.
-            let subnets: Vec<crate::model::Subnet> =
-                tx.list(&Scope::All, &Filter::parent(net_id)).await?;
+            let subnets: Vec<Subnet> = tx.list(&Scope::All, &Filter::parent(net_id)).await?;
             let v4: Vec<_> = subnets.iter().filter(|s| s.ip_version == 4).collect();
             if v4.is_empty() {
                 return Err(ApiError::bad_resource_request(

@@ -311,6 +311,9 @@ async fn check(
             fip.floating_network_id, port.id, fip.id
         )));
     };
+    if !floatingips::gateway_serves(tx, router, fip.floating_ip_address).await? {
+        return Err(floatingips::not_on_gateway(fip.floating_ip_address, router));
+    }
     let others: Vec<PortForwarding> = tx.list(&Scope::All, &Filter::parent(fip.id)).await?;
     let others: Vec<&PortForwarding> = others.iter().filter(|o| o.id != pf.id).collect();
     if let Some(r) = fip.router_id
