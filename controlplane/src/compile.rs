@@ -127,7 +127,11 @@ struct Index {
 }
 
 impl Index {
-    fn build(snap: &Snapshot, previous: &BTreeMap<String, String>) -> Index {
+    fn build(
+        snap: &Snapshot,
+        previous: &BTreeMap<String, String>,
+        previous_uplinks: &HashMap<(String, String), String>,
+    ) -> Index {
         let mut ix = Index {
             nodes: snap
                 .nodes
@@ -195,7 +199,7 @@ impl Index {
                     .push((f.floating_ip_address, pf.clone()));
             }
         }
-        ix.claim_uplinks();
+        ix.claim_uplinks(previous_uplinks);
         ix.merge_router_ports();
         ix.place_routers(previous);
         let mut node_networks: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -247,17 +251,21 @@ impl Index {
 
     /// One uplink network per interface and node: the dataplane refuses an interface used by
     /// two segments (two external VXLAN networks both fall back to `public`, or one of them
-    /// and a flat network on physical network `public`). The oldest network keeps it; the
-    /// others are left out on that node, with a warning, rather than making its whole
-    /// configuration invalid.
-    fn claim_uplinks(&mut self) {
+    /// and a flat network on physical network `public`). The network that had it keeps it,
+    /// else the oldest (creation time, then id); the others are left out on that node, with
+    /// a warning, rather than making its whole configuration invalid.
+    fn claim_uplinks(&mut self, previous: &HashMap<(String, String), String>) {
         let mut nets: Vec<&Network> = self
             .networks
             .values()
             .filter(|n| self.is_uplink(&n.id.to_string()))
             .collect();
         nets.sort_by_key(|n| (n.std.created_at, n.id));
-        let mut owner: HashMap<(String, String), String> = HashMap::new();
+        let mut owner: HashMap<(String, String), String> = previous
+            .iter()
+            .filter(|((node, iface), net)| self.wanted_uplink(node, net) == Some(iface.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for node in self.nodes.keys() {
             for n in &nets {
                 let net = n.id.to_string();
@@ -269,6 +277,7 @@ impl Index {
                     None => {
                         owner.insert(key, net);
                     }
+                    Some(first) if *first == net => {}
                     Some(first) => tracing::warn!(
                         node = %node, interface = %iface, network = %net, holder = %first,
                         "uplink already used by another network on this node; the network \
@@ -1266,7 +1275,12 @@ impl Compiler {
     /// with that configuration.
     pub fn update(&mut self, snap: &Snapshot, changes: Option<&[RevisionRecord]>) -> Vec<Compiled> {
         let previous_placement = self.placement();
-        let new = Index::build(snap, &previous_placement);
+        let previous_uplinks = self
+            .index
+            .as_ref()
+            .map(|i| i.uplink_owner.clone())
+            .unwrap_or_default();
+        let new = Index::build(snap, &previous_placement, &previous_uplinks);
         let revision = snap.revision.0;
         let targets: BTreeSet<String> = match (&self.index, changes) {
             (Some(old), Some(records)) => {
@@ -1288,6 +1302,19 @@ impl Compiler {
                                 nets.insert(p.network_id.to_string());
                             }
                         }
+                    }
+                }
+                // A flat network's key moves when an older one that held its hashed key goes;
+                // an uplink interface changes hands when the network holding it goes. Both
+                // change nodes the change records do not name.
+                for net in old.vnis.keys().chain(new.vnis.keys()) {
+                    if old.vnis.get(net) != new.vnis.get(net) {
+                        nets.insert(net.clone());
+                    }
+                }
+                for key in old.uplink_owner.keys().chain(new.uplink_owner.keys()) {
+                    if old.uplink_owner.get(key) != new.uplink_owner.get(key) {
+                        hosts.insert(key.0.clone());
                     }
                 }
                 if all {
