@@ -180,6 +180,7 @@ pub fn empty_config(opts: &ControllerOptions) -> NodeConfig {
         remote_bindings: Vec::new(),
         routers: Vec::new(),
         security_groups: Vec::new(),
+        address_sets: Vec::new(),
         limits: Default::default(),
     }
 }

@@ -86,6 +86,7 @@ pub fn l2_config(remote_macs: usize) -> NodeConfig {
             .collect(),
         routers: vec![],
         security_groups: vec![],
+        address_sets: vec![],
         limits: Default::default(),
     }
 }
@@ -331,6 +332,7 @@ pub fn l3_config(routes: usize) -> NodeConfig {
             port_forwardings: vec![],
         }],
         security_groups: vec![],
+        address_sets: vec![],
         limits: Default::default(),
     }
 }

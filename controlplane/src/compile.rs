@@ -11,8 +11,10 @@
 //! handed out; one that does not validate is logged and the node keeps its previous one.
 //!
 //! Security groups: every local port with port security gets its groups, each compiled once
-//! per node with its rules; a rule naming a remote group gets the addresses of that group's
-//! members (every port in it, wherever it is), of the rule's IP version.
+//! per node with its rules; a rule naming a remote group names an address set of the same name
+//! (the group's id) holding the addresses of that group's members (every port in it, wherever
+//! it is), which the node gets once however many rules name it. A member joining or leaving
+//! then changes one set, and travels as its addresses in a delta (`config_delta`).
 //!
 //! Networks are overlays (VXLAN, a VNI each) or uplink networks (external or flat): a node
 //! reaches an uplink network through its own uplink for the network's physical network
@@ -35,11 +37,11 @@ use std::ops::RangeInclusive;
 
 use ipnetwork::IpNetwork;
 use weft_dataplane::config::{
-    AddressPair, FloatingIpConfig, ForwardProtocol as DpForwardProtocol, GatewayConfig,
-    Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig, PortForwardingConfig,
-    RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig, RouterInterfaceConfig,
-    RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig, SegmentConfig,
-    SubnetConfig, UnderlayConfig, VXLAN_PORT,
+    AddressPair, AddressSetConfig, FloatingIpConfig, ForwardProtocol as DpForwardProtocol,
+    GatewayConfig, Ipv6Mode as DpIpv6Mode, LearningConfig, NodeConfig, PortConfig,
+    PortForwardingConfig, RemoteBindingConfig, RemoteVtepConfig, RouteConfig, RouterConfig,
+    RouterInterfaceConfig, RuleDirection, RuleEtherType, SecurityGroupConfig, SecurityRuleConfig,
+    SegmentConfig, SubnetConfig, UnderlayConfig, VXLAN_PORT,
 };
 use weft_dataplane::wire::vxlan::Vni;
 
@@ -497,6 +499,7 @@ impl Index {
             remote_bindings: Vec::new(),
             routers: Vec::new(),
             security_groups: Vec::new(),
+            address_sets: Vec::new(),
             limits: Default::default(),
         };
         let empty = BTreeSet::new();
@@ -605,6 +608,24 @@ impl Index {
             .iter()
             .map(|g| self.security_group(*g))
             .collect();
+        let remote_groups: BTreeSet<&str> = cfg
+            .security_groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter_map(|r| r.remote_set.as_deref())
+            .collect();
+        cfg.address_sets = remote_groups
+            .into_iter()
+            .map(|name| AddressSetConfig {
+                name: name.to_owned(),
+                addresses: name
+                    .parse::<SecurityGroupId>()
+                    .ok()
+                    .and_then(|id| self.group_addrs.get(&id))
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
         cfg.sort_by_key();
         cfg
     }
@@ -631,7 +652,7 @@ impl Index {
         }
         let mut rules: Vec<SecurityRuleConfig> = Vec::new();
         for r in self.groups.get(&id).map_or(&[][..], Vec::as_slice) {
-            match rule_config(r, &self.group_addrs) {
+            match rule_config(r) {
                 Ok(c) => rules.push(c),
                 Err(why) => tracing::warn!(group = %id, rule = %r.id, reason = %why,
                     "security group rule left out of node configurations"),
@@ -1106,17 +1127,15 @@ fn rule_order(r: &SecurityRuleConfig) -> impl Ord + '_ {
         r.port_range_min,
         r.port_range_max,
         &r.remote,
+        &r.remote_set,
     )
 }
 
 /// One Neutron rule as the dataplane takes it: the protocol as a number (`icmp` on an IPv6
 /// rule is ICMPv6, as Neutron reads it), the ports (the ICMP type and code for ICMP), the remote
-/// prefix, or the addresses of the remote group's members of the rule's IP version. `Err`: a
-/// rule the dataplane would refuse, with the reason.
-fn rule_config(
-    r: &SecurityGroupRule,
-    group_addrs: &HashMap<SecurityGroupId, Vec<IpNetwork>>,
-) -> Result<SecurityRuleConfig, String> {
+/// prefix, or the remote group as the address set of its members. `Err`: a rule the dataplane
+/// would refuse, with the reason.
+fn rule_config(r: &SecurityGroupRule) -> Result<SecurityRuleConfig, String> {
     let v4 = r.ethertype == EtherType::IPv4;
     let protocol = match r.protocol.as_deref() {
         None => None,
@@ -1126,23 +1145,18 @@ fn rule_config(
         Some(1) if !v4 => Some(58),
         other => other,
     };
-    let remote = match (r.remote_ip_prefix, r.remote_group_id) {
+    let (remote, remote_set) = match (r.remote_ip_prefix, r.remote_group_id) {
         (Some(p), _) => {
             if p.is_ipv4() != v4 {
                 return Err(format!("remote prefix {p} is not of the rule's ethertype"));
             }
-            Some(vec![IpNetwork::new(p.network(), p.prefix()).unwrap_or(p)])
+            (
+                Some(vec![IpNetwork::new(p.network(), p.prefix()).unwrap_or(p)]),
+                None,
+            )
         }
-        (None, Some(g)) => Some(
-            group_addrs
-                .get(&g)
-                .map_or(&[][..], Vec::as_slice)
-                .iter()
-                .filter(|a| a.is_ipv4() == v4)
-                .copied()
-                .collect(),
-        ),
-        (None, None) => None,
+        (None, Some(g)) => (None, Some(g.to_string())),
+        (None, None) => (None, None),
     };
     let icmp = matches!((protocol, v4), (Some(1), true) | (Some(58), false));
     let ported = matches!(protocol, Some(6 | 17 | 33 | 132 | 136));
@@ -1179,6 +1193,7 @@ fn rule_config(
         port_range_min: r.port_range_min,
         port_range_max: r.port_range_max,
         remote,
+        remote_set,
     })
 }
 

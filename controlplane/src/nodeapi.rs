@@ -147,9 +147,15 @@ impl Hub {
                             .line();
                             st.log_bytes += line.len();
                             st.log.push_back((st.config.revision, rev, line));
-                            let budget = serde_json::to_vec(&config)
-                                .map_or(0, |v| v.len())
-                                .max(DELTA_LOG_MIN_BYTES);
+                            // The configuration's size is only worth measuring (serializing
+                            // it all) once the log outgrows the floor.
+                            let budget = if st.log_bytes > DELTA_LOG_MIN_BYTES {
+                                serde_json::to_vec(&config)
+                                    .map_or(0, |v| v.len())
+                                    .max(DELTA_LOG_MIN_BYTES)
+                            } else {
+                                DELTA_LOG_MIN_BYTES
+                            };
                             // The newest delta always stays: live streams follow it.
                             while st.log.len() > DELTA_LOG
                                 || (st.log.len() > 1 && st.log_bytes > budget)
@@ -767,8 +773,10 @@ mod tests {
                     port_range_min: None,
                     port_range_max: None,
                     remote: Some(remote),
+                    remote_set: None,
                 }],
             }],
+            address_sets: Vec::new(),
             limits: Default::default(),
         }
     }

@@ -207,6 +207,22 @@ fn rules<'a>(cfg: &'a NodeConfig, g: &str) -> &'a [SecurityRuleConfig] {
 
 const HV: &[NodeRole] = &[NodeRole::Hypervisor];
 
+/// The addresses a rule matches the other end against: its own list, or its address set's
+/// addresses of the rule's IP version.
+fn remote_of(cfg: &NodeConfig, r: &SecurityRuleConfig) -> Option<Vec<IpNetwork>> {
+    let name = r.remote_set.as_ref()?;
+    assert!(r.remote.is_none());
+    let set = cfg.address_sets.iter().find(|a| &a.name == name).unwrap();
+    let v4 = r.ethertype == RuleEtherType::IPv4;
+    Some(
+        set.addresses
+            .iter()
+            .filter(|a| a.is_ipv4() == v4)
+            .copied()
+            .collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_groups_with_remote_groups() {
     let mut c = Cloud::start().await;
@@ -271,13 +287,19 @@ async fn security_groups_with_remote_groups() {
         .iter()
         .find(|x| x.direction == RuleDirection::Ingress && x.ethertype == RuleEtherType::IPv4)
         .unwrap();
-    assert_eq!(members_v4.remote, Some(vec![v4_of(&pa1), v4_of(&pa2)]));
+    assert_eq!(
+        remote_of(hv1, members_v4),
+        Some(vec![v4_of(&pa1), v4_of(&pa2)])
+    );
+    // Both member rules name one address set: the group's, sent once.
+    let sets: Vec<&str> = hv1.address_sets.iter().map(|a| &*a.name).collect();
+    assert_eq!(sets, [default.as_str()]);
     let members_v6 = r
         .iter()
         .find(|x| x.direction == RuleDirection::Ingress && x.ethertype == RuleEtherType::IPv6)
         .unwrap();
     assert_eq!(
-        members_v6.remote,
+        remote_of(hv1, members_v6),
         Some(vec![]),
         "no IPv6 member: matches nothing"
     );
@@ -296,7 +318,7 @@ async fn security_groups_with_remote_groups() {
         (ssh.port_range_min, ssh.port_range_max),
         (Some(22), Some(22))
     );
-    assert_eq!(ssh.remote, Some(vec![v4_of(&pa1), v4_of(&pa2)]));
+    assert_eq!(remote_of(hv3, ssh), Some(vec![v4_of(&pa1), v4_of(&pa2)]));
     let icmp6 = r.iter().find(|x| x.protocol == Some(58)).unwrap();
     assert_eq!(icmp6.ethertype, RuleEtherType::IPv6);
     assert_eq!(icmp6.remote, Some(vec![net("fd00::/8")]));
@@ -340,7 +362,7 @@ async fn security_groups_with_remote_groups() {
         .unwrap()
         .clone();
     assert_eq!(
-        ssh.remote,
+        remote_of(&cfgs["hv3"], &ssh),
         Some(vec![v4_of(&pa1), v4_of(&pa2), net("10.0.0.200/32")])
     );
     // A new member on hv4 (hv4 now hosts default too): every node that reads default's
@@ -348,13 +370,14 @@ async fn security_groups_with_remote_groups() {
     let pc = c.port(&net_c, "hv4", json!({})).await;
     let cfgs = c.compile().await;
     assert_eq!(names(&cfgs), ["hv1", "hv2", "hv3", "hv4"]);
-    let members = rules(&cfgs["hv1"], &default)
-        .iter()
-        .find(|x| x.direction == RuleDirection::Ingress && x.ethertype == RuleEtherType::IPv4)
-        .unwrap()
-        .remote
-        .clone()
-        .unwrap();
+    let members = remote_of(
+        &cfgs["hv1"],
+        rules(&cfgs["hv1"], &default)
+            .iter()
+            .find(|x| x.direction == RuleDirection::Ingress && x.ethertype == RuleEtherType::IPv4)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(members.contains(&v4_of(&pc)), "{members:?}");
     // Leaving default for lonely: hv3 learns the address is gone.
     c.put(
@@ -369,7 +392,7 @@ async fn security_groups_with_remote_groups() {
         .find(|x| x.protocol == Some(6) && x.direction == RuleDirection::Ingress)
         .unwrap()
         .clone();
-    assert!(!ssh.remote.unwrap().contains(&v4_of(&pc)));
+    assert!(!remote_of(&cfgs["hv3"], &ssh).unwrap().contains(&v4_of(&pc)));
     let _ = pb;
     c.shutdown().await;
 }

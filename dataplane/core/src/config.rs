@@ -60,10 +60,15 @@ pub struct NodeConfig {
     /// Tenant routers hosted on this node.
     #[serde(default)]
     pub routers: Vec<RouterConfig>,
-    /// Security groups the ports refer to (`ports[].security_groups`), remote groups already
-    /// expanded into addresses by the controller.
+    /// Security groups the ports refer to (`ports[].security_groups`).
     #[serde(default)]
     pub security_groups: Vec<SecurityGroupConfig>,
+    /// Named sets of addresses that security group rules match the other end against
+    /// (`rules[].remote_set`): the controller turns each remote group into one, holding its
+    /// members' addresses, so that a member joining or leaving travels as one address in a
+    /// delta rather than as every rule that names the group.
+    #[serde(default)]
+    pub address_sets: Vec<AddressSetConfig>,
     /// Connection-tracking and NAT table limits.
     #[serde(default)]
     pub limits: StateLimits,
@@ -161,10 +166,27 @@ pub struct SecurityRuleConfig {
     #[serde(default)]
     pub port_range_max: Option<u16>,
     /// The other end's addresses (the source for ingress rules, the destination for egress
-    /// ones); any address when absent. The controller expands a remote group into the
-    /// addresses of its member ports, so an empty list (an empty group) matches nothing.
+    /// ones), all of the rule's ethertype; any address when both this and `remote_set` are
+    /// absent. An empty list matches nothing.
     #[serde(default)]
     pub remote: Option<Vec<IpNetwork>>,
+    /// Or the other end's address is in this address set (a name in `address_sets`; its
+    /// addresses of the rule's ethertype count). An empty set matches nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_set: Option<String>,
+}
+
+/// A named set of addresses (the controller's expansion of a remote security group: the
+/// fixed IPs and allowed address pairs of its member ports), either IP version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressSetConfig {
+    /// Identifier (the controller uses the remote group's id), unique on the node.
+    pub name: String,
+    /// Host addresses (`/32`, `/128`) and prefixes. Kept sorted and without duplicates by
+    /// [`NodeConfig::sort_by_key`], which deltas rely on.
+    #[serde(default)]
+    pub addresses: Vec<IpNetwork>,
 }
 
 /// This node's VTEP.
@@ -659,6 +681,25 @@ impl Validator {
                         );
                     }
                 }
+                match &r.remote_set {
+                    Some(_) if r.remote.is_some() => self.bad(
+                        f("remote_set"),
+                        "give either remote addresses or a remote set, not both",
+                    ),
+                    Some(s) if !c.address_sets.iter().any(|a| &a.name == s) => {
+                        self.bad(f("remote_set"), format!("no address set named {s:?}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut sets = HashSet::new();
+        for (i, a) in c.address_sets.iter().enumerate() {
+            if a.name.is_empty() || !sets.insert(a.name.as_str()) {
+                self.bad(
+                    format!("address_sets[{i}].name"),
+                    format!("{:?} is empty or used twice", a.name),
+                );
             }
         }
         for (pi, p) in c.ports.iter().enumerate() {
@@ -1577,6 +1618,38 @@ mod tests {
         let mut c = example();
         c.underlay.mtu = 100;
         assert_problem(&c, "underlay.mtu", "out of range");
+
+        let rule = |remote: Option<Vec<IpNetwork>>, set: Option<&str>| SecurityRuleConfig {
+            direction: RuleDirection::Ingress,
+            ethertype: RuleEtherType::IPv4,
+            protocol: None,
+            port_range_min: None,
+            port_range_max: None,
+            remote,
+            remote_set: set.map(str::to_owned),
+        };
+        let set = |name: &str| AddressSetConfig {
+            name: name.into(),
+            addresses: vec!["10.0.0.9/32".parse().unwrap()],
+        };
+        let mut c = example();
+        c.security_groups = vec![SecurityGroupConfig {
+            name: "g".into(),
+            rules: vec![
+                rule(None, Some("members")),
+                rule(None, Some("absent")),
+                rule(Some(vec![]), Some("members")),
+            ],
+        }];
+        c.address_sets = vec![set("members"), set("other"), set("other")];
+        assert_problem(
+            &c,
+            "security_groups[0].rules[1].remote_set",
+            "no address set",
+        );
+        assert_problem(&c, "security_groups[0].rules[2].remote_set", "not both");
+        assert_problem(&c, "address_sets[2].name", "used twice");
+        assert_eq!(problems(&c).len(), 3, "{:?}", problems(&c));
     }
 
     #[test]

@@ -7,14 +7,21 @@
 //! `None` and the controller sends a whole configuration instead. Applying the delta of `old → new` to `old` gives `new` exactly,
 //! provided both keep their collections sorted by key ([`NodeConfig::sort_by_key`]), which the
 //! compiler does and [`ConfigDelta::apply`] preserves.
+//!
+//! Address sets are the exception to "whole elements": a set both configurations have travels
+//! as the addresses added and removed ([`AddressSetPatch`]) when that is shorter than the set,
+//! so that one port joining a security group of thousands costs its own addresses, not the
+//! group's.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use ipnetwork::IpNetwork;
+
 use crate::config::{
-    NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouterConfig,
+    AddressSetConfig, NodeConfig, PortConfig, RemoteBindingConfig, RemoteVtepConfig, RouterConfig,
     SecurityGroupConfig, SegmentConfig,
 };
 use crate::wire::mac::MacAddr;
@@ -57,6 +64,13 @@ impl Keyed for RouterConfig {
 }
 
 impl Keyed for SecurityGroupConfig {
+    type Key = String;
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Keyed for AddressSetConfig {
     type Key = String;
     fn key(&self) -> String {
         self.name.clone()
@@ -162,6 +176,97 @@ pub struct ConfigDelta {
     /// Security groups, by name.
     #[serde(default, skip_serializing_if = "Changes::is_empty")]
     pub security_groups: Changes<SecurityGroupConfig>,
+    /// Address sets, by name: new sets, sets replaced whole, sets removed.
+    #[serde(default, skip_serializing_if = "Changes::is_empty")]
+    pub address_sets: Changes<AddressSetConfig>,
+    /// Addresses added to and removed from sets the node already has (applied after
+    /// `address_sets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_set_members: Vec<AddressSetPatch>,
+}
+
+/// Addresses added to and removed from one address set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressSetPatch {
+    /// The set's name. A set the node does not have is created (empty, then patched).
+    pub name: String,
+    /// Addresses to add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<IpNetwork>,
+    /// Addresses to remove (absent ones are ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<IpNetwork>,
+}
+
+impl AddressSetPatch {
+    /// What turns `old` into `new` (both sorted, without duplicates): a sorted merge.
+    fn between(old: &[IpNetwork], new: &[IpNetwork]) -> (Vec<IpNetwork>, Vec<IpNetwork>) {
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < new.len() {
+            match (old.get(i), new.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a < b => {
+                    remove.push(*a);
+                    i += 1;
+                }
+                (Some(a), None) => {
+                    remove.push(*a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    add.push(*b);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        (add, remove)
+    }
+
+    /// Applies the patch to `addresses`, which end up sorted and without duplicates.
+    fn apply_to(&self, addresses: &mut Vec<IpNetwork>) {
+        if !self.remove.is_empty() {
+            let mut gone = self.remove.clone();
+            gone.sort_unstable();
+            addresses.retain(|a| gone.binary_search(a).is_err());
+        }
+        addresses.extend_from_slice(&self.add);
+        addresses.sort_unstable();
+        addresses.dedup();
+    }
+}
+
+/// The address-set part of a delta: sets `new` has and `old` does not, or whose change is no
+/// shorter than the set, go whole; other changed sets go as patches.
+fn address_set_changes(
+    old: &[AddressSetConfig],
+    new: &[AddressSetConfig],
+) -> (Changes<AddressSetConfig>, Vec<AddressSetPatch>) {
+    let old_by_name: BTreeMap<&str, &AddressSetConfig> =
+        old.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut whole = Changes::between(old, new);
+    let mut patches = Vec::new();
+    whole.upsert.retain(|s| {
+        let Some(before) = old_by_name.get(s.name.as_str()) else {
+            return true;
+        };
+        let (add, remove) = AddressSetPatch::between(&before.addresses, &s.addresses);
+        if add.len() + remove.len() >= s.addresses.len().max(1) {
+            return true;
+        }
+        patches.push(AddressSetPatch {
+            name: s.name.clone(),
+            add,
+            remove,
+        });
+        false
+    });
+    (whole, patches)
 }
 
 impl ConfigDelta {
@@ -173,6 +278,8 @@ impl ConfigDelta {
             && self.remote_bindings.is_empty()
             && self.routers.is_empty()
             && self.security_groups.is_empty()
+            && self.address_sets.is_empty()
+            && self.address_set_members.is_empty()
     }
 
     /// Applies the delta to `cfg` (whose collections end up sorted by key). The revision is the
@@ -184,6 +291,23 @@ impl ConfigDelta {
         self.remote_bindings.apply_to(&mut cfg.remote_bindings);
         self.routers.apply_to(&mut cfg.routers);
         self.security_groups.apply_to(&mut cfg.security_groups);
+        self.address_sets.apply_to(&mut cfg.address_sets);
+        if !self.address_set_members.is_empty() {
+            for p in &self.address_set_members {
+                match cfg.address_sets.iter_mut().find(|s| s.name == p.name) {
+                    Some(s) => p.apply_to(&mut s.addresses),
+                    None => {
+                        let mut s = AddressSetConfig {
+                            name: p.name.clone(),
+                            addresses: Vec::new(),
+                        };
+                        p.apply_to(&mut s.addresses);
+                        cfg.address_sets.push(s);
+                    }
+                }
+            }
+            cfg.address_sets.sort_by_key(Keyed::key);
+        }
     }
 
     /// Number of elements upserted or removed, for logs.
@@ -197,6 +321,12 @@ impl ConfigDelta {
             + n(&self.remote_bindings)
             + n(&self.routers)
             + n(&self.security_groups)
+            + n(&self.address_sets)
+            + self
+                .address_set_members
+                .iter()
+                .map(|p| p.add.len() + p.remove.len())
+                .sum::<usize>()
     }
 }
 
@@ -211,6 +341,8 @@ pub fn diff(old: &NodeConfig, new: &NodeConfig) -> Option<ConfigDelta> {
     {
         return None;
     }
+    let (address_sets, address_set_members) =
+        address_set_changes(&old.address_sets, &new.address_sets);
     Some(ConfigDelta {
         segments: Changes::between(&old.segments, &new.segments),
         ports: Changes::between(&old.ports, &new.ports),
@@ -218,6 +350,8 @@ pub fn diff(old: &NodeConfig, new: &NodeConfig) -> Option<ConfigDelta> {
         remote_bindings: Changes::between(&old.remote_bindings, &new.remote_bindings),
         routers: Changes::between(&old.routers, &new.routers),
         security_groups: Changes::between(&old.security_groups, &new.security_groups),
+        address_sets,
+        address_set_members,
     })
 }
 
@@ -233,6 +367,11 @@ impl NodeConfig {
         sort(&mut self.remote_bindings);
         sort(&mut self.routers);
         sort(&mut self.security_groups);
+        sort(&mut self.address_sets);
+        for s in &mut self.address_sets {
+            s.addresses.sort_unstable();
+            s.addresses.dedup();
+        }
     }
 }
 
@@ -328,6 +467,7 @@ vtep = "192.168.100.2"
             port_range_min: Some(port),
             port_range_max: Some(port),
             remote: Some(vec!["10.0.0.2/32".parse().unwrap()]),
+            remote_set: None,
         };
         let mut old = base();
         old.security_groups = vec![
@@ -361,6 +501,78 @@ vtep = "192.168.100.2"
         let mut rules_only = new.clone();
         rules_only.security_groups[0].rules[0].port_range_max = Some(81);
         assert!(!diff(&new, &rules_only).unwrap().is_empty());
+    }
+
+    #[test]
+    fn address_sets_travel_as_their_changes() {
+        use crate::config::{RuleDirection, RuleEtherType, SecurityRuleConfig};
+        let host = |i: u32| IpNetwork::from(IpAddr::from((0x0a01_0000 + i).to_be_bytes()));
+        let set = |name: &str, members: std::ops::Range<u32>| AddressSetConfig {
+            name: name.into(),
+            addresses: members.map(host).collect(),
+        };
+        let mut old = base();
+        old.security_groups = vec![SecurityGroupConfig {
+            name: "web".into(),
+            rules: vec![SecurityRuleConfig {
+                direction: RuleDirection::Ingress,
+                ethertype: RuleEtherType::IPv4,
+                protocol: None,
+                port_range_min: None,
+                port_range_max: None,
+                remote: None,
+                remote_set: Some("big".into()),
+            }],
+        }];
+        old.ports[0].security_groups = Some(vec!["web".into()]);
+        old.address_sets = vec![set("big", 0..1000), set("small", 0..2)];
+        old.sort_by_key();
+        old.validate().unwrap();
+
+        // One member in, one out of a big set; a small set changed entirely; a new set.
+        let mut new = old.clone();
+        new.address_sets[0].addresses.retain(|a| *a != host(500));
+        new.address_sets[0].addresses.push(host(5000));
+        new.address_sets[1] = set("small", 7..9);
+        new.address_sets.push(set("added", 3..4));
+        new.sort_by_key();
+        new.validate().unwrap();
+
+        let d = diff(&old, &new).unwrap();
+        assert_eq!(
+            d.address_set_members,
+            [AddressSetPatch {
+                name: "big".into(),
+                add: vec![host(5000)],
+                remove: vec![host(500)],
+            }]
+        );
+        let whole: Vec<&str> = d.address_sets.upsert.iter().map(|s| &*s.name).collect();
+        assert_eq!(whole, ["added", "small"]);
+        assert_eq!(d.len(), 4);
+        let wire = serde_json::to_string(&d).unwrap();
+        assert!(wire.len() < 400, "{wire}");
+        let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
+        let mut applied = old.clone();
+        d.apply(&mut applied);
+        assert_eq!(applied, new);
+
+        // Removed sets go by name; a patch to a set the node lacks creates it.
+        let mut fewer = new.clone();
+        fewer.address_sets.retain(|s| s.name != "small");
+        let d = diff(&new, &fewer).unwrap();
+        assert_eq!(d.address_sets.remove, ["small"]);
+        let mut c = base();
+        ConfigDelta {
+            address_set_members: vec![AddressSetPatch {
+                name: "x".into(),
+                add: vec![host(2), host(1), host(2)],
+                remove: vec![host(9)],
+            }],
+            ..ConfigDelta::default()
+        }
+        .apply(&mut c);
+        assert_eq!(c.address_sets, [set("x", 1..3)]);
     }
 
     #[test]

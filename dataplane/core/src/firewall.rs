@@ -6,28 +6,32 @@
 //!   match traffic to it (remote = the source), egress rules traffic from it (remote = the
 //!   destination). Nothing matches: denied. No group at all: everything denied.
 //! - A rule matches by IP version, protocol (any when absent), destination port range for TCP,
-//!   UDP, SCTP, DCCP and UDP-Lite, ICMP type and code, and the remote addresses (a remote group
-//!   arrives expanded into its members' addresses).
+//!   UDP, SCTP, DCCP and UDP-Lite, ICMP type and code, and the remote addresses: a list in the
+//!   rule, or a named address set ([`AddressSets`]; the controller sends each remote group as
+//!   one, holding its members' addresses).
 //! - Stateful: only the first packet of a flow is classified ([`PortFilter::allows`]); the
 //!   connection tracker lets the rest of the flow and its replies through. Each filter carries a
-//!   generation ([`PortFilter::generation`], a hash of its rules): a tracked flow classified under
-//!   another generation is classified again, so established flows the new rules no longer allow
-//!   are cut.
+//!   generation ([`PortFilter::generation`], a hash of its rules and of the contents of the
+//!   address sets they name): a tracked flow classified under another generation is classified
+//!   again, so established flows the new rules no longer allow are cut, as are flows with a
+//!   remote group member that left the group.
 //! - Always allowed, whatever the groups ([`always_allowed`]): what a VM needs to configure its
 //!   addresses (DHCP and DHCPv6 as a client, neighbour discovery, router solicitations and
 //!   advertisements in, MLD). Always refused ([`guard`]): a VM acting as a DHCP or DHCPv6
 //!   server or sending router advertisements.
 //!
 //! Classification is a linear walk over the port's rules (ports have few; a remote group of
-//! many members is one hashed set), done once per flow.
+//! many members is one hashed set, built once per configuration and shared by every port whose
+//! rules name it), done once per flow.
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
-use rustc_hash::{FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
-use crate::config::{RuleDirection, RuleEtherType, SecurityGroupConfig};
+use crate::config::{AddressSetConfig, RuleDirection, RuleEtherType, SecurityGroupConfig};
 use crate::counters::DropReason;
 use crate::flow::{Flow, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, Transport, Tuple};
 
@@ -42,8 +46,54 @@ struct Remote {
 }
 
 impl Remote {
+    fn new<'a>(list: impl IntoIterator<Item = &'a IpNetwork>) -> Remote {
+        let mut s = Remote::default();
+        for n in list {
+            let host = match n {
+                IpNetwork::V4(n) => n.prefix() == 32,
+                IpNetwork::V6(n) => n.prefix() == 128,
+            };
+            if host {
+                s.hosts.insert(n.ip());
+            } else {
+                s.nets.push(*n);
+            }
+        }
+        s
+    }
+
     fn contains(&self, a: IpAddr) -> bool {
         self.hosts.contains(&a) || self.nets.iter().any(|n| n.contains(a))
+    }
+}
+
+/// A node's address sets, each built once per configuration and shared by the filters of every
+/// port whose rules name it.
+#[derive(Debug, Default)]
+pub struct AddressSets(FxHashMap<String, (Arc<Remote>, u64)>);
+
+impl AddressSets {
+    /// The sets of a configuration.
+    pub fn build(sets: &[AddressSetConfig]) -> AddressSets {
+        AddressSets(
+            sets.iter()
+                .map(|s| {
+                    let mut h = FxHasher::default();
+                    s.addresses.hash(&mut h);
+                    let set = Arc::new(Remote::new(&s.addresses));
+                    (s.name.clone(), (set, h.finish()))
+                })
+                .collect(),
+        )
+    }
+
+    /// The set named `name` and a hash of its contents; an empty one for a name not configured
+    /// (validation refuses such a configuration).
+    fn get(&self, name: &str) -> (Arc<Remote>, u64) {
+        self.0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| (Arc::new(Remote::default()), 0))
     }
 }
 
@@ -62,7 +112,7 @@ struct Rule {
     proto: Option<u8>,
     m: Match,
     /// `None`: any address.
-    remote: Option<Remote>,
+    remote: Option<Arc<Remote>>,
 }
 
 impl Rule {
@@ -110,8 +160,11 @@ pub struct PortFilter {
 }
 
 impl PortFilter {
-    /// The union of `groups`' rules.
-    pub fn build<'a>(groups: impl IntoIterator<Item = &'a SecurityGroupConfig>) -> PortFilter {
+    /// The union of `groups`' rules, with the address sets they name taken from `sets`.
+    pub fn build<'a>(
+        groups: impl IntoIterator<Item = &'a SecurityGroupConfig>,
+        sets: &AddressSets,
+    ) -> PortFilter {
         let mut f = PortFilter {
             ingress: Vec::new(),
             egress: Vec::new(),
@@ -134,21 +187,15 @@ impl PortFilter {
                     (Some(lo), Some(hi)) => Match::Ports(lo, hi),
                     _ => Match::Any,
                 };
-                let remote = r.remote.as_ref().map(|list| {
-                    let mut s = Remote::default();
-                    for n in list {
-                        let host = match n {
-                            IpNetwork::V4(n) => n.prefix() == 32,
-                            IpNetwork::V6(n) => n.prefix() == 128,
-                        };
-                        if host {
-                            s.hosts.insert(n.ip());
-                        } else {
-                            s.nets.push(*n);
-                        }
+                let remote = match (&r.remote, &r.remote_set) {
+                    (Some(list), _) => Some(Arc::new(Remote::new(list))),
+                    (None, Some(name)) => {
+                        let (set, contents) = sets.get(name);
+                        contents.hash(&mut h);
+                        Some(set)
                     }
-                    s
-                });
+                    (None, None) => None,
+                };
                 let rule = Rule {
                     v6,
                     proto: r.protocol,
@@ -270,6 +317,7 @@ mod tests {
             port_range_min: min,
             port_range_max: max,
             remote: remote.map(|l| l.iter().map(|s| s.parse().unwrap()).collect()),
+            remote_set: None,
         }
     }
 
@@ -315,7 +363,7 @@ mod tests {
                 Some(vec!["10.0.0.5/32", "10.0.0.6/32"]),
             ),
         ]);
-        let f = PortFilter::build([&g]);
+        let f = PortFilter::build([&g], &AddressSets::default());
         let (t, tr) = tcp("10.0.0.4", "198.51.100.1", 443);
         assert!(f.allows(Egress, &t, &tr));
         let (t, tr) = tcp("10.0.0.5", "10.0.0.4", 22);
@@ -341,7 +389,7 @@ mod tests {
             rule(Ingress, false, Some(1), Some(8), None, None),
             rule(Ingress, true, Some(58), Some(128), Some(0), None),
         ]);
-        let f = PortFilter::build([&g]);
+        let f = PortFilter::build([&g], &AddressSets::default());
         for (port, ok) in [(79, false), (80, true), (81, true), (82, false)] {
             let (t, tr) = tcp("192.0.2.9", "10.0.0.4", port);
             assert_eq!(f.allows(Ingress, &t, &tr), ok, "{port}");
@@ -391,14 +439,63 @@ mod tests {
             None,
         )]);
         assert_eq!(
-            PortFilter::build([&a]).generation(),
-            PortFilter::build([&a.clone()]).generation()
+            PortFilter::build([&a], &AddressSets::default()).generation(),
+            PortFilter::build([&a.clone()], &AddressSets::default()).generation()
         );
         assert_ne!(
-            PortFilter::build([&a]).generation(),
-            PortFilter::build([&b]).generation()
+            PortFilter::build([&a], &AddressSets::default()).generation(),
+            PortFilter::build([&b], &AddressSets::default()).generation()
         );
-        assert_ne!(PortFilter::build([]).generation(), 0);
+        assert_ne!(
+            PortFilter::build([], &AddressSets::default()).generation(),
+            0
+        );
+    }
+
+    #[test]
+    fn address_sets_match_their_members_of_the_rules_version() {
+        use RuleDirection::*;
+        let mut r4 = rule(Ingress, false, Some(6), Some(22), Some(22), None);
+        r4.remote_set = Some("members".into());
+        let mut r6 = r4.clone();
+        r6.ethertype = RuleEtherType::IPv6;
+        let g = group(vec![r4, r6]);
+        let set = |addrs: &[&str]| {
+            AddressSets::build(&[AddressSetConfig {
+                name: "members".into(),
+                addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            }])
+        };
+        let sets = set(&["10.0.0.7/32", "192.0.2.0/24", "2001:db8::7/128"]);
+        let f = PortFilter::build([&g], &sets);
+        for (src, ok) in [
+            ("10.0.0.7", true),
+            ("10.0.0.8", false),
+            ("192.0.2.200", true),
+            ("2001:db8::7", true),
+            ("2001:db8::8", false),
+        ] {
+            let dst = if src.contains(':') {
+                "2001:db8::4"
+            } else {
+                "10.0.0.4"
+            };
+            let (t, tr) = tcp(src, dst, 22);
+            assert_eq!(f.allows(Ingress, &t, &tr), ok, "{src}");
+        }
+        // Ports sharing the set share one copy of it.
+        let again = PortFilter::build([&g], &sets);
+        let remote = |f: &PortFilter| f.ingress[0].remote.clone().unwrap();
+        assert!(Arc::ptr_eq(&remote(&f), &remote(&again)));
+        // A member leaving changes the generation: flows it had are classified again.
+        let fewer = PortFilter::build([&g], &set(&["192.0.2.0/24", "2001:db8::7/128"]));
+        assert_ne!(f.generation(), fewer.generation());
+        assert_eq!(f.generation(), again.generation());
+        let (t, tr) = tcp("10.0.0.7", "10.0.0.4", 22);
+        assert!(!fewer.allows(Ingress, &t, &tr));
+        // A set that is not configured matches nothing.
+        let none = PortFilter::build([&g], &AddressSets::default());
+        assert!(!none.allows(Ingress, &t, &tr));
     }
 
     #[test]

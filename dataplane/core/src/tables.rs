@@ -23,7 +23,7 @@ use crate::config::{
     ConfigProblem, ForwardProtocol, Ipv6Mode, LearningConfig, NodeConfig, PortConfig, RouterConfig,
     SegmentConfig, StateLimits, vtep_addr,
 };
-use crate::firewall::PortFilter;
+use crate::firewall::{AddressSets, PortFilter};
 use crate::ids::{PortIdx, RifIdx, RouterIdx, SegIdx, VtepIdx};
 use crate::lpm::{Lpm4, Lpm6, LpmError, RouteId};
 use crate::nat::{FloatingIp, PortForward, StaticNat, StaticNatError};
@@ -530,7 +530,9 @@ impl Tables {
         };
 
         let mut ports = Vec::with_capacity(c.ports.len());
-        let mut filters: FxHashMap<u64, Arc<PortFilter>> = FxHashMap::default();
+        // Ports with the same groups share one filter, and all filters share the address sets.
+        let address_sets = AddressSets::build(&c.address_sets);
+        let mut filters: FxHashMap<&[String], Arc<PortFilter>> = FxHashMap::default();
         for (i, p) in c.ports.iter().enumerate() {
             let idx = PortIdx(idx16(i));
             let seg = seg_of(p.vni);
@@ -538,14 +540,14 @@ impl Tables {
             bind(seg, p.mac, &p.ips, FdbDest::Port(idx));
             let groups = p.security_groups.as_ref().filter(|_| p.port_security);
             let filter = groups.map(|names| {
-                let groups = names
-                    .iter()
-                    .filter_map(|g| c.security_groups.iter().find(|x| &x.name == g));
-                let f = PortFilter::build(groups);
-                // Ports with the same groups share one filter.
                 filters
-                    .entry(f.generation())
-                    .or_insert_with(|| Arc::new(f))
+                    .entry(names.as_slice())
+                    .or_insert_with(|| {
+                        let groups = names
+                            .iter()
+                            .filter_map(|g| c.security_groups.iter().find(|x| &x.name == g));
+                        Arc::new(PortFilter::build(groups, &address_sets))
+                    })
                     .clone()
             });
             ports.push(Port {
