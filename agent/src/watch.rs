@@ -76,6 +76,10 @@ pub enum WatchError {
         /// The running revision.
         current: Revision,
     },
+    /// A delta made against another configuration than the running one (e.g. one saved by an
+    /// older controller that did not send address sets).
+    #[error("the delta does not apply to the running configuration: {0}")]
+    DeltaMismatch(weft_dataplane::config_delta::DeltaError),
     /// A heartbeat announcing another revision than the running one.
     #[error("heartbeat announces revision {announced}, the agent runs {current}")]
     HeartbeatOutOfSync {
@@ -257,7 +261,10 @@ impl Tracker {
                     });
                 }
                 let mut next = self.current.clone();
-                delta.apply(&mut next);
+                if let Err(e) = delta.apply(&mut next) {
+                    self.need_snapshot = true;
+                    return Err(WatchError::DeltaMismatch(e));
+                }
                 next.revision = revision.0;
                 Ok(Step::Apply(Box::new(next)))
             }
@@ -406,6 +413,23 @@ mod tests {
         // The snapshot the next stream starts with puts it back in sync.
         apply(&mut t, &snapshot_line(50));
         assert_eq!(t.since(), Revision(50));
+    }
+
+    #[test]
+    fn delta_to_a_set_the_running_configuration_lacks_asks_for_a_snapshot() {
+        // What an agent holding a configuration saved before address sets existed gets from a
+        // controller that has them: the patch cannot apply, so the agent must resnapshot
+        // rather than forward with a set no rule of its old configuration uses.
+        let mut t = Tracker::new(empty(0));
+        apply(&mut t, &snapshot_line(42));
+        let line = r#"{"type": "delta", "from": 42, "revision": 43, "delta": {"address_set_members": [{"name": "sg-1", "add": ["10.0.0.5/32"]}]}}"#;
+        assert!(matches!(
+            step(&mut t, line),
+            Err(WatchError::DeltaMismatch(_))
+        ));
+        assert_eq!(t.since(), Revision(0));
+        assert_eq!(t.current().revision, 42);
+        assert!(t.current().address_sets.is_empty());
     }
 
     #[test]

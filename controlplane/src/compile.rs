@@ -643,9 +643,10 @@ impl Index {
             .collect()
     }
 
-    /// A group with its rules, remote groups expanded: the same on every node, so compiled
-    /// once per snapshot. Rules the dataplane would refuse are left out (and logged) rather
-    /// than making the whole node's configuration invalid.
+    /// A group with its rules, a remote group naming the address set of its members'
+    /// addresses (see `address_sets`): the same on every node, so compiled once per snapshot.
+    /// Rules the dataplane would refuse are left out (and logged) rather than making the whole
+    /// node's configuration invalid.
     fn security_group(&self, id: SecurityGroupId) -> SecurityGroupConfig {
         if let Some(g) = self.sg_cache.borrow().get(&id) {
             return g.clone();

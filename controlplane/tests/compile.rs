@@ -1,7 +1,7 @@
 //! The desired-state compiler against a real store: resources made through the Neutron API (in
 //! process, SQLite), nodes registered straight into the store, and `Compiler::update` fed the
 //! snapshots and change records the controller's compile loop would read. Checks what lands in
-//! each node's configuration (security groups with remote groups expanded, router gateways on
+//! each node's configuration (security groups with remote groups as address sets, router gateways on
 //! uplinks, floating IPs, port forwarding) and which nodes a change recompiles.
 
 use std::collections::BTreeMap;

@@ -345,7 +345,7 @@ async fn agents_get_their_own_configuration_and_deltas() {
             panic!("expected a delta");
         };
         assert_eq!(from, cfg1.revision);
-        delta.apply(&mut cfg1);
+        delta.apply(&mut cfg1).unwrap();
         cfg1.revision = revision;
     }
     // hv1: its port on net1, the router interface behind rt1, nothing of net2.
@@ -423,7 +423,7 @@ async fn agents_get_their_own_configuration_and_deltas() {
         delta.remote_bindings.upsert[0].mac.to_string(),
         s(&p3["mac_address"])
     );
-    delta.apply(&mut cfg1);
+    delta.apply(&mut cfg1).unwrap();
     cfg1.revision = revision;
     assert_eq!(
         *hub.config("hv1").unwrap(),

@@ -329,7 +329,9 @@ fn apply(msg: WatchMessage, current: &mut Option<Applied>) -> Result<(), String>
                 return Err(format!("delta from {from}, at {}", cur.cfg.revision));
             }
             let mut cfg = cur.cfg.clone();
-            delta.apply(&mut cfg);
+            delta
+                .apply(&mut cfg)
+                .map_err(|e| format!("delta {from} → {revision}: {e}"))?;
             cfg.revision = revision;
             cfg
         }

@@ -627,6 +627,7 @@ impl Validator {
     }
 
     fn check_security_groups(&mut self, c: &NodeConfig) {
+        let set_names: HashSet<&str> = c.address_sets.iter().map(|a| a.name.as_str()).collect();
         let mut names = HashSet::new();
         for (gi, g) in c.security_groups.iter().enumerate() {
             if !names.insert(g.name.as_str()) {
@@ -686,7 +687,7 @@ impl Validator {
                         f("remote_set"),
                         "give either remote addresses or a remote set, not both",
                     ),
-                    Some(s) if !c.address_sets.iter().any(|a| &a.name == s) => {
+                    Some(s) if !set_names.contains(s.as_str()) => {
                         self.bad(f("remote_set"), format!("no address set named {s:?}"));
                     }
                     _ => {}

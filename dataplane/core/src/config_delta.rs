@@ -27,6 +27,14 @@ use crate::config::{
 use crate::wire::mac::MacAddr;
 use crate::wire::vxlan::Vni;
 
+/// Why a delta does not apply to a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    /// The delta patches the members of an address set the configuration does not have.
+    #[error("the delta patches address set {0:?}, which the configuration does not have")]
+    UnknownAddressSet(String),
+}
+
 /// An element of a keyed collection of a node configuration.
 pub trait Keyed {
     /// What identifies the element in its collection (the order collections are kept in).
@@ -284,7 +292,11 @@ impl ConfigDelta {
 
     /// Applies the delta to `cfg` (whose collections end up sorted by key). The revision is the
     /// caller's to set.
-    pub fn apply(&self, cfg: &mut NodeConfig) {
+    ///
+    /// A patch to an address set `cfg` lacks means the delta was made against another
+    /// configuration than `cfg` (one saved by an older controller, say): `cfg` is left partly
+    /// changed and the caller must fetch a whole configuration instead.
+    pub fn apply(&self, cfg: &mut NodeConfig) -> Result<(), DeltaError> {
         self.segments.apply_to(&mut cfg.segments);
         self.ports.apply_to(&mut cfg.ports);
         self.remote_vteps.apply_to(&mut cfg.remote_vteps);
@@ -294,20 +306,15 @@ impl ConfigDelta {
         self.address_sets.apply_to(&mut cfg.address_sets);
         if !self.address_set_members.is_empty() {
             for p in &self.address_set_members {
-                match cfg.address_sets.iter_mut().find(|s| s.name == p.name) {
-                    Some(s) => p.apply_to(&mut s.addresses),
-                    None => {
-                        let mut s = AddressSetConfig {
-                            name: p.name.clone(),
-                            addresses: Vec::new(),
-                        };
-                        p.apply_to(&mut s.addresses);
-                        cfg.address_sets.push(s);
-                    }
-                }
+                let set = cfg
+                    .address_sets
+                    .iter()
+                    .position(|s| s.name == p.name)
+                    .ok_or_else(|| DeltaError::UnknownAddressSet(p.name.clone()))?;
+                p.apply_to(&mut cfg.address_sets[set].addresses);
             }
-            cfg.address_sets.sort_by_key(Keyed::key);
         }
+        Ok(())
     }
 
     /// Number of elements upserted or removed, for logs.
@@ -453,7 +460,7 @@ vtep = "192.168.100.2"
         let wire = serde_json::to_string(&d).unwrap();
         let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
         let mut applied = old.clone();
-        d.apply(&mut applied);
+        d.apply(&mut applied).unwrap();
         assert_eq!(applied, new);
     }
 
@@ -495,7 +502,7 @@ vtep = "192.168.100.2"
         let wire = serde_json::to_string(&d).unwrap();
         let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
         let mut applied = old.clone();
-        d.apply(&mut applied);
+        d.apply(&mut applied).unwrap();
         assert_eq!(applied, new);
         // A change of rules only is a delta too, never "nothing".
         let mut rules_only = new.clone();
@@ -554,24 +561,31 @@ vtep = "192.168.100.2"
         assert!(wire.len() < 400, "{wire}");
         let d: ConfigDelta = serde_json::from_str(&wire).unwrap();
         let mut applied = old.clone();
-        d.apply(&mut applied);
+        d.apply(&mut applied).unwrap();
         assert_eq!(applied, new);
 
-        // Removed sets go by name; a patch to a set the node lacks creates it.
+        // Removed sets go by name; a patch to a set the node lacks is refused (the delta was
+        // made against another configuration).
         let mut fewer = new.clone();
         fewer.address_sets.retain(|s| s.name != "small");
         let d = diff(&new, &fewer).unwrap();
         assert_eq!(d.address_sets.remove, ["small"]);
-        let mut c = base();
-        ConfigDelta {
+        let patch = ConfigDelta {
             address_set_members: vec![AddressSetPatch {
                 name: "x".into(),
                 add: vec![host(2), host(1), host(2)],
                 remove: vec![host(9)],
             }],
             ..ConfigDelta::default()
-        }
-        .apply(&mut c);
+        };
+        let mut c = base();
+        assert_eq!(
+            patch.apply(&mut c),
+            Err(DeltaError::UnknownAddressSet("x".into()))
+        );
+        let mut c = base();
+        c.address_sets = vec![set("x", 9..10)];
+        patch.apply(&mut c).unwrap();
         assert_eq!(c.address_sets, [set("x", 1..3)]);
     }
 
@@ -607,7 +621,7 @@ vtep = "192.168.100.2"
             },
             ..ConfigDelta::default()
         };
-        d.apply(&mut c);
+        d.apply(&mut c).unwrap();
         assert_eq!(c, base());
     }
 }
