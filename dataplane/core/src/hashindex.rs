@@ -111,12 +111,14 @@ impl Index {
         self.slots[i] = 0;
     }
 
-    /// Loads the home slot of `h` and returns the slot number it holds, if any (the first
-    /// probe's candidate). For warming the caches ahead of a batch: the caller reads the
-    /// candidate next, and the real lookup later finds both lines loaded. A plain load rather
-    /// than a prefetch instruction (this crate has no `unsafe`): out-of-order execution keeps
-    /// many such misses in flight while the loop moves on.
-    pub(crate) fn touch(&self, h: u32) -> Option<usize> {
+    /// Starts loading the home slot of `h` into the caches (a prefetch: returns at once).
+    pub(crate) fn prefetch(&self, h: u32) {
+        weft_prefetch::read(&self.slots[self.home(h)]);
+    }
+
+    /// The slot number the home slot of `h` holds, if any: the first probe's candidate, for
+    /// warming the caches ahead of a batch.
+    pub(crate) fn first_candidate(&self, h: u32) -> Option<usize> {
         let s = self.slots[self.home(h)];
         (s != 0).then(|| ix(lo32(s).wrapping_sub(1)))
     }

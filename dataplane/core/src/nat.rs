@@ -524,8 +524,10 @@ fn tcp_timeout(s: u8) -> u32 {
     }
 }
 
-/// A session: 32 bytes. Addresses are `u32`s (`Ipv4Addr::to_bits`).
+/// A session: 32 bytes, aligned so that it never straddles two cache lines. Addresses are
+/// `u32`s (`Ipv4Addr::to_bits`).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Session {
     zone: u32,
     int_ip: u32,
@@ -847,29 +849,24 @@ impl Nat {
         ])
     }
 
-    /// Loads into the caches what lookups with these [`Nat::hashes_of`] will read first: the
-    /// index slots, then the sessions they point to, back to back so that the misses overlap.
-    /// Plain loads, not prefetch instructions (this crate has no `unsafe`).
+    /// Prefetches what lookups with these [`Nat::hashes_of`] will read first: the index slots,
+    /// then the sessions they point to, back to back so that the misses overlap.
     pub fn warm(&self, hashes: &[[u32; 2]]) {
-        let mut acc = 0usize;
         for h in hashes {
-            acc ^= self.by_inside.touch(h[0]).unwrap_or(0);
-            acc ^= self.by_outside.touch(h[1]).unwrap_or(0);
+            self.by_inside.prefetch(h[0]);
+            self.by_outside.prefetch(h[1]);
         }
-        std::hint::black_box(acc);
-        let mut acc = 0u32;
         for h in hashes {
-            let a = self.by_inside.touch(h[0]);
-            let b = self.by_outside.touch(h[1]);
+            let a = self.by_inside.first_candidate(h[0]);
+            let b = self.by_outside.first_candidate(h[1]);
             for s in [a, b]
                 .into_iter()
                 .flatten()
                 .filter_map(|i| self.sessions.get(i))
             {
-                acc ^= s.expires;
+                weft_prefetch::read(s);
             }
         }
-        std::hint::black_box(acc);
     }
 
     /// Frees the sessions that expired by `now` among the next `budget` session slots (a
@@ -2017,9 +2014,15 @@ mod tests {
             .find(|(_, s)| s.proto != 0)
             .unwrap();
         // Leaving: the inside index; the reply arriving at the external address: the outside.
-        assert_eq!(n.by_inside.touch(n.hashes_of(&out).unwrap()[0]), Some(i));
+        assert_eq!(
+            n.by_inside.first_candidate(n.hashes_of(&out).unwrap()[0]),
+            Some(i)
+        );
         let back = uf("198.51.100.7", 53, EXT, x.port);
-        assert_eq!(n.by_outside.touch(n.hashes_of(&back).unwrap()[1]), Some(i));
+        assert_eq!(
+            n.by_outside.first_candidate(n.hashes_of(&back).unwrap()[1]),
+            Some(i)
+        );
         n.warm(&[n.hashes_of(&out).unwrap(), [0, 0]]);
         assert_eq!(n.inbound(Z, &back, t(2)), Some(tr("10.0.0.5", 5000)));
     }
