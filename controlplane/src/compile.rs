@@ -95,6 +95,8 @@ struct Index {
     router_port_ids: HashMap<String, Vec<String>>,
     /// (node, uplink interface) → the one network that uses it there (see `claim_uplinks`).
     uplink_owner: HashMap<(String, String), String>,
+    /// The networks left out of a node because another holds the uplink they would use there.
+    uplink_conflicts: BTreeSet<UplinkConflict>,
     /// The gateway port of each router that has one.
     gateway_ports: HashMap<String, Port>,
     /// Associated floating IPs by router id.
@@ -133,6 +135,7 @@ impl Index {
         snap: &Snapshot,
         previous: &BTreeMap<String, String>,
         previous_uplinks: &HashMap<(String, String), String>,
+        previous_conflicts: &BTreeSet<UplinkConflict>,
     ) -> Index {
         let mut ix = Index {
             nodes: snap
@@ -201,7 +204,7 @@ impl Index {
                     .push((f.floating_ip_address, pf.clone()));
             }
         }
-        ix.claim_uplinks(previous_uplinks);
+        ix.claim_uplinks(previous_uplinks, previous_conflicts);
         ix.merge_router_ports();
         ix.place_routers(previous);
         let mut node_networks: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -256,7 +259,13 @@ impl Index {
     /// and a flat network on physical network `public`). The network that had it keeps it,
     /// else the oldest (creation time, then id); the others are left out on that node, with
     /// a warning, rather than making its whole configuration invalid.
-    fn claim_uplinks(&mut self, previous: &HashMap<(String, String), String>) {
+    ///
+    /// Each conflict is logged when it appears and when it goes, not on every compile.
+    fn claim_uplinks(
+        &mut self,
+        previous: &HashMap<(String, String), String>,
+        previous_conflicts: &BTreeSet<UplinkConflict>,
+    ) {
         let mut nets: Vec<&Network> = self
             .networks
             .values()
@@ -268,6 +277,7 @@ impl Index {
             .filter(|((node, iface), net)| self.wanted_uplink(node, net) == Some(iface.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut conflicts = BTreeSet::new();
         for node in self.nodes.keys() {
             for n in &nets {
                 let net = n.id.to_string();
@@ -280,15 +290,31 @@ impl Index {
                         owner.insert(key, net);
                     }
                     Some(first) if *first == net => {}
-                    Some(first) => tracing::warn!(
-                        node = %node, interface = %iface, network = %net, holder = %first,
-                        "uplink already used by another network on this node; the network \
-                         is left out there"
-                    ),
+                    Some(first) => {
+                        conflicts.insert(UplinkConflict {
+                            node: node.clone(),
+                            interface: iface.to_owned(),
+                            network: net,
+                            holder: first.clone(),
+                        });
+                    }
                 }
             }
         }
+        for c in conflicts.difference(previous_conflicts) {
+            tracing::warn!(
+                node = %c.node, interface = %c.interface, network = %c.network, holder = %c.holder,
+                "uplink already used by another network on this node; the network is left out there"
+            );
+        }
+        for c in previous_conflicts.difference(&conflicts) {
+            tracing::info!(
+                node = %c.node, interface = %c.interface, network = %c.network,
+                "uplink conflict over: the network is no longer left out for it"
+            );
+        }
         self.uplink_owner = owner;
+        self.uplink_conflicts = conflicts;
     }
 
     /// Groups, their rules, remote-group users and member addresses.
@@ -1247,6 +1273,20 @@ pub struct Compiler {
     index: Option<Index>,
 }
 
+/// A network left out of a node because another network already uses the uplink interface it
+/// would use there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UplinkConflict {
+    /// The node.
+    pub node: String,
+    /// The host interface both networks would use.
+    pub interface: String,
+    /// The network left out.
+    pub network: String,
+    /// The network that keeps the interface.
+    pub holder: String,
+}
+
 impl Compiler {
     /// A compiler that has seen nothing.
     pub fn new() -> Compiler {
@@ -1258,6 +1298,15 @@ impl Compiler {
         self.index
             .as_ref()
             .map(|i| i.placement.clone())
+            .unwrap_or_default()
+    }
+
+    /// The networks left out of a node because another network holds the uplink interface
+    /// they would use there (see the node API docs: one interface serves one network a node).
+    pub fn uplink_conflicts(&self) -> Vec<UplinkConflict> {
+        self.index
+            .as_ref()
+            .map(|i| i.uplink_conflicts.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -1291,12 +1340,17 @@ impl Compiler {
     /// with that configuration.
     pub fn update(&mut self, snap: &Snapshot, changes: Option<&[RevisionRecord]>) -> Vec<Compiled> {
         let previous_placement = self.placement();
-        let previous_uplinks = self
+        let (previous_uplinks, previous_conflicts) = self
             .index
             .as_ref()
-            .map(|i| i.uplink_owner.clone())
+            .map(|i| (i.uplink_owner.clone(), i.uplink_conflicts.clone()))
             .unwrap_or_default();
-        let new = Index::build(snap, &previous_placement, &previous_uplinks);
+        let new = Index::build(
+            snap,
+            &previous_placement,
+            &previous_uplinks,
+            &previous_conflicts,
+        );
         let revision = snap.revision.0;
         let targets: BTreeSet<String> = match (&self.index, changes) {
             (Some(old), Some(records)) => {

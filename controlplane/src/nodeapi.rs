@@ -629,6 +629,12 @@ async fn status(
     loop {
         attempt += 1;
         let router_ports = api.hub.router_ports_of(&node);
+        match status_changes(&api.store, &node, &report, &router_ports).await {
+            Ok(false) => return Ok(StatusCode::NO_CONTENT),
+            Ok(true) => {}
+            Err(e) if e.is_retryable() && attempt < 8 => continue,
+            Err(e) => return Err(e.into()),
+        }
         match write_status(&api.store, &node, &report, &router_ports).await {
             Ok(()) => return Ok(StatusCode::NO_CONTENT),
             Err(e) if e.is_retryable() && attempt < 8 => continue,
@@ -637,8 +643,52 @@ async fn status(
     }
 }
 
-/// Writes a node's report: its VM ports as reported, and the ports of the routers placed on
-/// it ACTIVE (the node runs them, as it reports).
+/// What a node's report asks for, in order: the ports of the routers placed on it ACTIVE (the
+/// node runs them, as it reports), then its VM ports as reported. `true` marks router ports.
+fn wanted<'a>(
+    report: &'a StatusReport,
+    router_ports: &'a [String],
+) -> impl Iterator<Item = (&'a str, &'a str, bool)> {
+    router_ports
+        .iter()
+        .map(|id| (id.as_str(), "ACTIVE", true))
+        .chain(
+            report
+                .ports
+                .iter()
+                .map(|(id, st)| (id.as_str(), st.as_str(), false)),
+        )
+}
+
+/// Whether the report may set `port`'s status: a router's port for a router placed on the
+/// node; otherwise only the node's own ports.
+fn settable(port: &Port, node: &str, router: bool) -> bool {
+    if router {
+        port.device_owner.starts_with("network:router")
+    } else {
+        port.host_id == node
+    }
+}
+
+/// Whether the report changes any port's status, read without locking anything. Most reports
+/// change nothing (an agent reports after every configuration it applies), and then no write
+/// transaction is needed.
+async fn status_changes(
+    store: &Store,
+    node: &str,
+    report: &StatusReport,
+    router_ports: &[String],
+) -> Result<bool, StoreError> {
+    for (id, st, router) in wanted(report, router_ports) {
+        let port: Option<Port> = store.get(&Scope::All, id).await?;
+        if port.is_some_and(|p| settable(&p, node, router) && p.status != st) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Writes a node's report (see [`wanted`]).
 async fn write_status(
     store: &Store,
     node: &str,
@@ -648,24 +698,13 @@ async fn write_status(
     let mut tx = store
         .begin(&Scope::All, &format!("node:{node}:status"))
         .await?;
-    for id in router_ports {
+    for (id, st, router) in wanted(report, router_ports) {
         let port: Option<Port> = tx.get(&Scope::All, id, crate::store::Lock::Update).await?;
-        let Some(mut port) = port.filter(|p| p.device_owner.starts_with("network:router")) else {
+        let Some(mut port) = port.filter(|p| settable(p, node, router)) else {
             continue;
         };
-        if port.status != "ACTIVE" {
-            port.status = "ACTIVE".to_owned();
-            tx.update(&Scope::All, &mut port).await?;
-        }
-    }
-    for (id, st) in &report.ports {
-        let port: Option<Port> = tx.get(&Scope::All, id, crate::store::Lock::Update).await?;
-        // A node sets the status of its own ports only.
-        let Some(mut port) = port.filter(|p| p.host_id == node) else {
-            continue;
-        };
-        if port.status != *st {
-            port.status.clone_from(st);
+        if port.status != st {
+            st.clone_into(&mut port.status);
             tx.update(&Scope::All, &mut port).await?;
         }
     }

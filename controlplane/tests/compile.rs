@@ -673,5 +673,24 @@ async fn provider_ports_and_external_vxlan_networks_use_uplinks() {
     };
     assert_eq!(gw(&router), Some(true));
     assert_eq!(gw(&r2), Some(false));
+    // The conflict is known (and logged once, when it appears), and stays while it lasts.
+    let conflict = |c: &Cloud| {
+        c.compiler
+            .uplink_conflicts()
+            .into_iter()
+            .map(|x| (x.node, x.interface, x.network, x.holder))
+            .collect::<Vec<_>>()
+    };
+    let want = vec![(
+        "rt1".to_owned(),
+        "eth9".to_owned(),
+        ext2.clone(),
+        s(&ext["id"]),
+    )];
+    assert_eq!(conflict(&c), want);
+    c.post("/v2.0/networks", json!({"network": {"name": "unrelated"}}))
+        .await;
+    c.compile().await;
+    assert_eq!(conflict(&c), want);
     c.shutdown().await;
 }

@@ -511,6 +511,20 @@ async fn agents_get_their_own_configuration_and_deltas() {
         neutron.get(&format!("/v2.0/ports/{}", s(&p2["id"]))).await["port"]["status"],
         "DOWN"
     );
+    // The same report again changes nothing (no write at all); a change is written.
+    for (st, want) in [("ACTIVE", "ACTIVE"), ("DOWN", "DOWN"), ("ACTIVE", "ACTIVE")] {
+        let r = hv1
+            .put(format!("{base}/v1/nodes/hv1/status"))
+            .json(&json!({"revision": cfg1.revision, "ports": {p1_id.clone(): st}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            neutron.get(&format!("/v2.0/ports/{p1_id}")).await["port"]["status"],
+            want
+        );
+    }
     let r = hv1
         .put(format!("{base}/v1/nodes/hv1/status"))
         .json(&json!({"revision": 1, "ports": {p1_id.clone(): "SLEEPY"}}))
