@@ -45,9 +45,9 @@
 //! two values (one if it has children) keeps them in `base0`/`base1` instead and marks the
 //! slots of the second in `leafvec`, which saves the last, usually cache-missing, read.
 //!
-//! `s` grows with the table, as the largest of 0, 6, 12, 16 and 18 with `2^s <= 4 * prefixes`:
-//! 0 (one direct entry, pointing at the root node) below 16 prefixes, 18 (1 MiB) from 65 536
-//! on. A table of a few routes takes a few hundred bytes ([`Lpm4::memory_bytes`]).
+//! `s` grows with the table, as the largest of 0, 6, 12, 16 and 18 with `2^s <= 8 * prefixes`
+//! (a direct array of at most 32 bytes, one node's size, per prefix): 0 (one direct entry,
+//! pointing at the root node) below 8 prefixes, 12 from 512, 18 (1 MiB) from 32 768 on. A table of a few routes takes a few hundred bytes ([`Lpm4::memory_bytes`]).
 //!
 //! # Invariants (established by the build, relied on by the lookup)
 //!
@@ -421,12 +421,13 @@ fn normalize(
 }
 
 /// The direct array size for `n` distinct prefixes: the largest of [`DIRECT_BITS`] with
-/// `2^s <= 4n`, so the array never outweighs the nodes by much.
+/// `2^s <= 8n`, so the array never outweighs the nodes by much (at most 32 bytes a prefix,
+/// the size of one node).
 fn direct_bits_for(n: usize) -> u32 {
     DIRECT_BITS
         .iter()
         .copied()
-        .filter(|&s| (1usize << s) <= n.saturating_mul(4))
+        .filter(|&s| (1usize << s) <= n.saturating_mul(8))
         .max()
         .unwrap_or(0)
 }
@@ -1286,9 +1287,14 @@ mod tests {
     fn direct_size_grows_with_the_table() {
         assert_eq!(direct_bits_for(0), 0);
         assert_eq!(direct_bits_for(3), 0);
-        assert_eq!(direct_bits_for(16), 6);
-        assert_eq!(direct_bits_for(1024), 12);
-        assert_eq!(direct_bits_for(16_384), 16);
+        assert_eq!(direct_bits_for(7), 0);
+        assert_eq!(direct_bits_for(8), 6);
+        assert_eq!(direct_bits_for(511), 6);
+        assert_eq!(direct_bits_for(512), 12);
+        assert_eq!(direct_bits_for(1002), 12);
+        assert_eq!(direct_bits_for(8192), 16);
+        assert_eq!(direct_bits_for(32_767), 16);
+        assert_eq!(direct_bits_for(32_768), 18);
         assert_eq!(direct_bits_for(1 << 20), 18);
     }
 }
