@@ -98,19 +98,19 @@ impl PacketBuf {
     }
 
     /// The packet's bytes.
-    #[inline]
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         &self.buf[self.head..self.tail]
     }
 
     /// The packet's bytes, writable.
-    #[inline]
+    #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.head..self.tail]
     }
 
     /// Length of the packet.
-    #[inline]
+    #[inline(always)]
     pub fn len(&self) -> usize {
         self.tail - self.head
     }
@@ -141,7 +141,7 @@ impl PacketBuf {
 
     /// Grows the packet at the front by `n` bytes and returns them for the caller to write
     /// (an outer header). `None`, and no change, if the headroom is too small.
-    #[inline]
+    #[inline(always)]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.head {
             return None;
@@ -152,7 +152,7 @@ impl PacketBuf {
 
     /// Drops `n` bytes from the front (an outer header). `false`, and no change, if the packet is
     /// shorter than `n`.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self, n: usize) -> bool {
         if n > self.len() {
             return false;
