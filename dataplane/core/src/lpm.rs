@@ -108,11 +108,10 @@ const SKIP_LEN: u64 = 0x3f;
 /// Flag in `Node::path`: the node's leaves are inline (see [`Node`]).
 const INLINE: u64 = 1 << 6;
 
-/// Lookups [`Lpm6::lookup_batch`] interleaves.
+/// Lookups [`Lpm6::lookup_batch`] interleaves: one bit each in a `u16` mask, and a power of
+/// two so that a lane number can be masked into range.
 const BATCH_LANES: usize = 16;
-
-/// A batch lane that has its answer.
-const DONE: u32 = u32::MAX;
+const _: () = assert!(BATCH_LANES <= 16 && BATCH_LANES.is_power_of_two());
 
 /// The sizes (in address bits) the direct array may have; see [`direct_bits_for`].
 const DIRECT_BITS: [u32; 5] = [0, 6, 12, 16, 18];
@@ -264,9 +263,79 @@ impl Trie {
         }
     }
 
-    /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have, [`BATCH_LANES`] at a
-    /// time, one trie level per pass over the lanes: the loads of different lanes do not
-    /// depend on each other, so their cache misses overlap instead of following one another.
+    /// Looks up the keys `key(0)`, ..., `key(n - 1)` and hands each answer to `found(i, _)`,
+    /// [`BATCH_LANES`] at a time, one trie level per pass over the lanes: the loads of
+    /// different lanes do not depend on each other, so their cache misses overlap instead of
+    /// following one another. A `None` key is skipped (no answer is handed over for it).
+    #[inline]
+    fn lookup_each<K: Key>(
+        &self,
+        n: usize,
+        key: impl Fn(usize) -> Option<K>,
+        mut found: impl FnMut(usize, Option<RouteId>),
+    ) {
+        let mut base = 0;
+        while base < n {
+            let lanes = (n - base).min(BATCH_LANES);
+            let mut keys = [K::default(); BATCH_LANES];
+            // Per lane: the node to visit next and its depth; `active` has bit `l` set while
+            // lane `l` walks the trie (a bit mask, so that a pass visits only those lanes).
+            let mut next = [0u32; BATCH_LANES];
+            let mut depth = [self.direct_bits; BATCH_LANES];
+            let mut active: u16 = 0;
+            for (l, (k, nx)) in keys.iter_mut().zip(&mut next).enumerate().take(lanes) {
+                let Some(kk) = key(base + l) else { continue };
+                *k = kk;
+                match self.direct.get(kk.top(self.direct_bits)) {
+                    Some(&e) if e < LEAF => {
+                        *nx = e;
+                        active |= 1 << l;
+                    }
+                    Some(&e) => found(base + l, (e != NO_ROUTE).then_some(e & !LEAF)),
+                    None => found(base + l, None),
+                }
+            }
+            while active != 0 {
+                let mut pass = active;
+                while pass != 0 {
+                    // Below BATCH_LANES (16): `pass` is a non-zero u16.
+                    let l = pass.trailing_zeros() as usize & (BATCH_LANES - 1);
+                    pass &= pass - 1;
+                    let (k, o) = (keys[l], depth[l]);
+                    let answer = match self.nodes.get(idx(next[l])) {
+                        None => Err(None),
+                        Some(node) => self.step(node, k, o),
+                    };
+                    match answer {
+                        Ok((node, o)) => (next[l], depth[l]) = (node, o),
+                        Err(answer) => {
+                            active &= !(1 << l);
+                            found(base + l, answer);
+                        }
+                    }
+                }
+            }
+            base += lanes;
+        }
+    }
+
+    /// One level of a lookup of `key` at `node`, reached at depth `o`: the next node and its
+    /// depth, or the answer.
+    #[inline(always)]
+    fn step<K: Key>(&self, node: &Node, key: K, o: u32) -> Result<(u32, u32), Option<RouteId>> {
+        let mut o = o;
+        if node.path & SKIP_LEN != 0 {
+            o = self.skip(node, key, o)?;
+        }
+        let v = key.chunk(o);
+        if node.vector & (1u64 << v) == 0 {
+            return Err(self.leaf(node, v));
+        }
+        let below = node.vector & !(u64::MAX << v);
+        Ok((node.base1.wrapping_add(below.count_ones()), o + STRIDE))
+    }
+
+    /// [`Trie::lookup_each`] over `addrs`, into `out`, for every `i` both slices have.
     #[inline]
     fn lookup_batch<A: Copy, K: Key>(
         &self,
@@ -274,64 +343,16 @@ impl Trie {
         out: &mut [Option<RouteId>],
         key: impl Fn(A) -> K,
     ) {
-        for (addrs, out) in addrs.chunks(BATCH_LANES).zip(out.chunks_mut(BATCH_LANES)) {
-            let mut keys = [K::default(); BATCH_LANES];
-            // Per lane: the node to visit next, or `DONE` once `out` holds the answer, and the
-            // depth of that node.
-            let mut next = [DONE; BATCH_LANES];
-            let mut depth = [self.direct_bits; BATCH_LANES];
-            let mut live = false;
-            for (((k, n), o), &a) in keys
-                .iter_mut()
-                .zip(&mut next)
-                .zip(out.iter_mut())
-                .zip(addrs)
-            {
-                *k = key(a);
-                match self.direct.get(k.top(self.direct_bits)) {
-                    Some(&e) if e < LEAF => {
-                        *n = e;
-                        live = true;
-                    }
-                    Some(&e) => *o = (e != NO_ROUTE).then_some(e & !LEAF),
-                    None => *o = None,
+        let n = addrs.len().min(out.len());
+        self.lookup_each(
+            n,
+            |i| addrs.get(i).map(|&a| key(a)),
+            |i, r| {
+                if let Some(o) = out.get_mut(i) {
+                    *o = r;
                 }
-            }
-            while live {
-                live = false;
-                let lanes = keys
-                    .iter()
-                    .zip(&mut next)
-                    .zip(&mut depth)
-                    .zip(out.iter_mut());
-                for (((k, n), d), o) in lanes {
-                    if *n == DONE {
-                        continue;
-                    }
-                    let Some(node) = self.nodes.get(idx(*n)) else {
-                        (*n, *o) = (DONE, None);
-                        continue;
-                    };
-                    if node.path & SKIP_LEN != 0 {
-                        match self.skip(node, *k, *d) {
-                            Ok(depth) => *d = depth,
-                            Err(answer) => {
-                                (*n, *o) = (DONE, answer);
-                                continue;
-                            }
-                        }
-                    }
-                    let v = k.chunk(*d);
-                    if node.vector & (1u64 << v) == 0 {
-                        (*n, *o) = (DONE, self.leaf(node, v));
-                        continue;
-                    }
-                    let below = node.vector & !(u64::MAX << v);
-                    (*n, *d) = (node.base1.wrapping_add(below.count_ones()), *d + STRIDE);
-                    live = true;
-                }
-            }
-        }
+            },
+        );
     }
 
     /// Checks the address against the path of `node`, reached at depth `o`: the depth of the
@@ -705,6 +726,29 @@ impl Lpm4 {
         self.trie.lookup(u32::from(addr))
     }
 
+    /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have, with the same answers
+    /// as [`lookup`](Self::lookup): the lookups walk the trie side by side so that their cache
+    /// misses overlap. Alone, IPv4 paths are too short for this to beat one lookup at a time;
+    /// the pipeline uses it for tables bigger than the caches, where each lookup would
+    /// otherwise wait for memory in turn between the rest of a packet's work.
+    #[inline]
+    pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<RouteId>]) {
+        self.trie.lookup_batch(addrs, out, u32::from);
+    }
+
+    /// [`lookup_batch`](Self::lookup_batch) without the slices: looks up `addr(i)` for every
+    /// `i < n` and hands the answer to `found(i, _)`, in no particular order. A `None` address
+    /// is skipped.
+    #[inline]
+    pub fn lookup_each(
+        &self,
+        n: usize,
+        addr: impl Fn(usize) -> Option<Ipv4Addr>,
+        found: impl FnMut(usize, Option<RouteId>),
+    ) {
+        self.trie.lookup_each(n, |i| addr(i).map(u32::from), found);
+    }
+
     /// The number of distinct prefixes.
     pub fn len(&self) -> usize {
         self.trie.len
@@ -748,11 +792,23 @@ impl Lpm6 {
     /// one is left alone), with the same answers as [`lookup`](Self::lookup). The lookups of a
     /// batch walk the trie side by side, so their cache misses overlap: faster than one at a
     /// time when most addresses match long prefixes in a table bigger than the cache, slower
-    /// (by a few ns a lookup) when they end in the first levels. (IPv4 has no batch lookup:
-    /// its paths are too short for it to win.)
+    /// (by a few ns a lookup) when they end in the first levels.
     #[inline]
     pub fn lookup_batch(&self, addrs: &[Ipv6Addr], out: &mut [Option<RouteId>]) {
         self.trie.lookup_batch(addrs, out, u128::from);
+    }
+
+    /// [`lookup_batch`](Self::lookup_batch) without the slices: looks up `addr(i)` for every
+    /// `i < n` and hands the answer to `found(i, _)`, in no particular order. A `None` address
+    /// is skipped.
+    #[inline]
+    pub fn lookup_each(
+        &self,
+        n: usize,
+        addr: impl Fn(usize) -> Option<Ipv6Addr>,
+        found: impl FnMut(usize, Option<RouteId>),
+    ) {
+        self.trie.lookup_each(n, |i| addr(i).map(u128::from), found);
     }
 
     /// The number of distinct prefixes.
@@ -1068,6 +1124,9 @@ mod tests {
         for bit in 0..32 {
             let a = Ipv4Addr::from(u32::from(host) ^ 1 << (31 - bit));
             assert_eq!(t.lookup(a), (bit >= 12).then_some(2), "bit {bit}");
+            let mut out = [None; 2];
+            t.lookup_batch(&[a, host], &mut out);
+            assert_eq!(out, [(bit >= 12).then_some(2), Some(3)], "bit {bit}");
         }
     }
 
