@@ -3,7 +3,9 @@
 //! fed arbitrary packets from every source, with timers and a table swap; with the first input
 //! byte odd, the stateful configuration: security groups on the ports, the router's gateway on
 //! an uplink segment with SNAT, a floating IP and a port forwarding, and swaps that alternate
-//! between two rule sets (established flows are classified again).
+//! between two rule sets (established flows are classified again). With the mode byte's bit 1
+//! set, every router takes the batched route lookups of large FIBs (packets for it are set aside
+//! and routed after the rest of their batch).
 //!
 //! Input: a mode byte, then a sequence of records `[source: u8][time step: u8][len: u16 le][bytes...]`. Source
 //! picks a local port (with or without port security, on a routed segment with DHCP and RA, or
@@ -207,21 +209,39 @@ fn run_batch(
 }
 
 fuzz_target!(|data: &[u8]| {
-    static TABLES: OnceLock<[Arc<Tables>; 3]> = OnceLock::new();
+    // Each configuration twice: as built, and with every router taking the batched route
+    // lookups that only large FIBs get otherwise.
+    static TABLES: OnceLock<[Arc<Tables>; 6]> = OnceLock::new();
     let all = TABLES.get_or_init(|| {
-        let t = |s: &str| Arc::new(NodeConfig::from_toml(s).unwrap().validate().unwrap());
-        [t(CONFIG), t(&stateful_config(80)), t(&stateful_config(8080))]
+        let t = |s: &str, batched: bool| {
+            let mut t = NodeConfig::from_toml(s).unwrap().validate().unwrap();
+            for i in &mut t.router_ifs {
+                i.batch_fib |= batched;
+            }
+            Arc::new(t)
+        };
+        let s80 = stateful_config(80);
+        let s8080 = stateful_config(8080);
+        [
+            t(CONFIG, false),
+            t(&s80, false),
+            t(&s8080, false),
+            t(CONFIG, true),
+            t(&s80, true),
+            t(&s8080, true),
+        ]
     });
     let Some((&mode, data)) = data.split_first() else {
         return;
     };
     let stateful = mode & 1 == 1;
+    let batched = if mode & 2 == 2 { 3 } else { 0 };
     let mut swaps = 0usize;
     let pick = |swaps: usize| {
         if stateful {
-            all[1 + swaps % 2].clone()
+            all[batched + 1 + swaps % 2].clone()
         } else {
-            all[0].clone()
+            all[batched].clone()
         }
     };
     let tables = pick(0);

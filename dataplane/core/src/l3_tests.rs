@@ -1075,3 +1075,196 @@ fn router_configuration_is_validated() {
     let e = NodeConfig::from_toml(&bad).unwrap().validate().unwrap_err();
     assert!(e.to_string().contains("must equal ipv6_ra_mode"), "{e}");
 }
+
+/// What one batch through the pipeline gave, in a form two runs can be compared by: the
+/// actions, the packets' bytes, the generated packets (sorted: their order may differ), the
+/// counters and the sizes of the tables.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BatchOutcome {
+    actions: Vec<Action>,
+    packets: Vec<Vec<u8>>,
+    generated: Vec<(Vec<u8>, String)>,
+    counters: crate::counters::Counters,
+    tables: [usize; 3],
+}
+
+/// Runs `frames` as consecutive batches of at most 64 at `now` through `p`.
+pub(crate) fn run_batches(
+    p: &mut Pipeline,
+    now: Timestamp,
+    frames: &[(Source, Vec<u8>)],
+) -> BatchOutcome {
+    let mut pool = BufPool::new(256, 2048);
+    let mut o = BatchOutcome {
+        actions: Vec::new(),
+        packets: Vec::new(),
+        generated: Vec::new(),
+        counters: crate::counters::Counters::default(),
+        tables: [0; 3],
+    };
+    for chunk in frames.chunks(crate::BATCH_SIZE) {
+        let mut batch = Batch::new();
+        for (source, f) in chunk {
+            let mut b = PacketBuf::new(2048);
+            assert!(b.fill(f));
+            b.meta.source = *source;
+            batch.push(b).unwrap();
+        }
+        let mut out = Output::new();
+        p.process(now, &mut batch, &mut pool, &mut out);
+        o.actions.extend(&out.actions);
+        o.packets
+            .extend(batch.packets().iter().map(|b| b.data().to_vec()));
+        o.generated.extend(
+            out.generated
+                .iter()
+                .map(|(b, a)| (b.data().to_vec(), format!("{a:?}"))),
+        );
+    }
+    o.generated.sort();
+    o.counters = p.counters().clone();
+    o.tables = [p.conntrack_flows(), p.nat_sessions(), p.neighbors()];
+    o
+}
+
+/// `tables` with every router taking the batched route lookups, whatever its FIB's size.
+pub(crate) fn with_batched_routing(mut t: crate::tables::Tables) -> crate::tables::Tables {
+    for i in &mut t.router_ifs {
+        i.batch_fib = true;
+    }
+    t
+}
+
+/// A mix of everything a router does with packets from VMs and from the underlay.
+fn router_mix() -> Vec<(Source, Vec<u8>)> {
+    let v6_from_a1 = |dst: &str, hop: u8| {
+        let mut f = eth(
+            RA,
+            A1,
+            0x86dd,
+            &ipv6_udp(ip6("fd00:a::10"), ip6(dst), 7, 9, b"six"),
+        );
+        f[14 + 7] = hop;
+        f
+    };
+    let from_b2 = |dst: &str| {
+        vxlan(
+            200,
+            &eth(
+                RB,
+                B2,
+                0x0800,
+                &ipv4(ip4("10.1.0.20"), ip4(dst), 17, 64, true, &udp(1, 2, b"hi")),
+            ),
+        )
+    };
+    let ping_router = eth(
+        RA,
+        A1,
+        0x0800,
+        &ipv4(
+            ip4("10.0.0.10"),
+            ip4("10.0.0.1"),
+            1,
+            64,
+            false,
+            &icmp4_echo(7, 1, b"ping"),
+        ),
+    );
+    let mut truncated = udp4_from_a1("10.1.0.20", 64, true, 4);
+    truncated.truncate(14 + 12);
+    let mut bad_sum = udp4_from_a1("10.1.0.20", 64, true, 4);
+    bad_sum[14 + 10] ^= 0xff;
+    let arp_to_router = eth(
+        RA,
+        A1,
+        0x0806,
+        &arp(2, A1, ip4("10.0.0.10"), RA, ip4("10.0.0.1")),
+    );
+    let kinds: Vec<(Source, Vec<u8>)> = vec![
+        (a1(), udp4_from_a1("10.1.0.20", 64, true, 20)),
+        (a1(), udp4_from_a1("10.1.0.30", 64, true, 20)),
+        (a1(), udp4_from_a1("192.168.7.7", 64, true, 20)),
+        (a1(), udp4_from_a1("8.8.8.8", 64, true, 20)),
+        (a1(), udp4_from_a1("10.1.0.20", 1, true, 20)),
+        (a1(), udp4_from_a1("10.1.0.20", 64, true, 1380)),
+        (a1(), udp4_from_a1("10.1.0.20", 64, false, 1380)),
+        (a1(), ping_router),
+        (a1(), truncated),
+        (a1(), bad_sum),
+        (a1(), arp_to_router),
+        (a1(), v6_from_a1("fd00:b::20", 64)),
+        (a1(), v6_from_a1("fd00:b::30", 64)),
+        (a1(), v6_from_a1("2001:db8::1", 64)),
+        (a1(), v6_from_a1("fd00:b::20", 1)),
+        (vtep(), from_b2("10.0.0.10")),
+        (vtep(), from_b2("10.1.0.1")),
+        (
+            c1(),
+            eth(B2, C1, 0x0800, &ipv4_udp_between("10.1.0.30", "10.1.0.20")),
+        ),
+    ];
+    // Interleaved and repeated past one batch, with varying sizes.
+    (0..150)
+        .map(|i| {
+            let (s, f) = &kinds[(i * 7) % kinds.len()];
+            let mut f = f.clone();
+            if f.len() > 60 && i % 3 == 0 {
+                f.push(0);
+            }
+            (*s, f)
+        })
+        .collect()
+}
+
+fn ipv4_udp_between(src: &str, dst: &str) -> Vec<u8> {
+    ipv4(ip4(src), ip4(dst), 17, 64, true, &udp(3, 4, b"l2"))
+}
+
+/// Routing a batch's packets together after the rest of the batch changes nothing a packet
+/// gets: same actions, same bytes, same generated packets, same counters.
+#[test]
+fn batched_route_lookups_change_no_outcome() {
+    let tables = || NodeConfig::from_toml(CONFIG).unwrap().validate().unwrap();
+    assert!(
+        tables().router_ifs.iter().all(|i| !i.batch_fib),
+        "a small FIB is looked up a packet at a time"
+    );
+    let frames = router_mix();
+    let mut plain = Pipeline::new(Arc::new(tables()));
+    let mut batched = Pipeline::new(Arc::new(with_batched_routing(tables())));
+    for now in [T0, T0.plus(Duration::from_millis(1500))] {
+        let a = run_batches(&mut plain, now, &frames);
+        let b = run_batches(&mut batched, now, &frames);
+        assert_eq!(a, b);
+        let routed = a
+            .actions
+            .iter()
+            .filter(|x| matches!(x, Action::Vtep(_)))
+            .count();
+        assert!(routed > 20, "{:?}", a.actions);
+        assert!(a.counters.events(Event::Routed) > 20);
+        assert!(a.counters.drops(DropReason::TtlExceeded) > 0);
+        assert!(a.counters.drops(DropReason::NoRoute) > 0);
+        assert!(!a.generated.is_empty(), "{:?} {:?}", a.counters, a.actions);
+    }
+}
+
+/// A router whose FIB outgrows the caches takes the batched lookups, and routes the same.
+#[test]
+fn a_large_fib_is_looked_up_a_batch_at_a_time() {
+    let mut config = NodeConfig::from_toml(CONFIG).unwrap();
+    let extra: Vec<_> = (0..20_000u32)
+        .map(|i| crate::config::RouteConfig {
+            destination: format!("100.{}.{}.0/24", i / 256, i % 256).parse().unwrap(),
+            nexthop: "10.1.0.99".parse().unwrap(),
+        })
+        .collect();
+    config.routers[0].routes.extend(extra);
+    let t = config.validate().unwrap();
+    assert!(t.router_ifs.iter().all(|i| i.batch_fib));
+    let mut p = Pipeline::new(Arc::new(t));
+    let o = run_batches(&mut p, T0, &router_mix());
+    let mut q = pipeline();
+    assert_eq!(o, run_batches(&mut q, T0, &router_mix()));
+}

@@ -26,7 +26,7 @@
 //! Encapsulation writes the 8-byte VXLAN header into the buffer's headroom; replies and ICMP
 //! errors are built in place in the packet that caused them: frames are not copied.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use crate::counters::{Counters, DropReason, Event};
 use crate::fdb::{Fdb, LearnOutcome};
 use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, SegIdx, VtepIdx};
+use crate::lpm::RouteId;
 use crate::nat::Nat;
 use crate::neighbor::{Held, NeighborCache, Timer};
 use crate::packet::{Batch, BufPool, PacketBuf, Source};
@@ -43,7 +44,7 @@ use crate::port_security;
 use crate::ratelimit::TokenBucket;
 use crate::responder::{arp_reply, nd_reply};
 use crate::stateful::Stateful;
-use crate::tables::{Binding, FdbDest, Tables, fdb_key};
+use crate::tables::{Binding, FdbDest, Route, Tables, fdb_key};
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::{Error as WireError, MacAddr};
@@ -117,6 +118,49 @@ pub(crate) enum From {
     Router(RifIdx),
 }
 
+/// A packet for a router whose FIB is large ([`RouterIf::batch_fib`](crate::tables::RouterIf)),
+/// set aside by the L2 step until the rest of its batch is through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deferred {
+    /// Its place in the batch.
+    index: usize,
+    /// The router interface it is addressed to.
+    rif: RifIdx,
+    /// Its Ethernet header.
+    l2: L2Info,
+    /// Its destination address (an IPv4 one in the low 32 bits), read while the packet was at
+    /// hand; meaningful when `family` says so.
+    dst: u128,
+    /// What `dst` is.
+    family: Family,
+}
+
+/// What a [`Deferred`] packet's destination is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Not an IP packet, or too short to have a destination.
+    None,
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// A FIB answer looked up ahead, with the batch, for the packet being routed: used when the
+/// packet is still at the interface it was looked up for and its destination is still `dst`
+/// (the router may have translated it). IPv4 addresses are in the low 32 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FibHint {
+    /// The interface the packet arrived at.
+    pub(crate) rif: RifIdx,
+    /// Its destination.
+    pub(crate) dst: u128,
+    /// Whether `dst` is IPv6.
+    pub(crate) v6: bool,
+    /// The route the FIB gave.
+    pub(crate) route: Option<RouteId>,
+}
+
 /// Router and service state of one worker.
 #[derive(Debug)]
 pub(crate) struct L3State {
@@ -155,6 +199,16 @@ pub struct Pipeline {
     next_aging: Timestamp,
     l3: L3State,
     st: Stateful,
+    /// Scratch: the batch's packets set aside for batched route lookups.
+    deferred: Vec<Deferred>,
+    /// Whether a router here takes batched route lookups
+    /// ([`RouterIf::batch_fib`](crate::tables::RouterIf)).
+    batch_routing: bool,
+}
+
+/// Whether some router of `t` takes batched route lookups.
+fn batch_routing(t: &Tables) -> bool {
+    t.router_ifs.iter().any(|i| i.batch_fib)
 }
 
 impl Pipeline {
@@ -171,12 +225,14 @@ impl Pipeline {
         let l3 = L3State::new(&tables);
         let st = Stateful::new(&tables, seed);
         Pipeline {
+            batch_routing: batch_routing(&tables),
             tables,
             fdb,
             counters: Counters::default(),
             next_aging: Timestamp::ZERO,
             l3,
             st,
+            deferred: Vec::with_capacity(crate::BATCH_SIZE),
         }
     }
 
@@ -232,6 +288,7 @@ impl Pipeline {
             Event::FlowExpired,
             u64::try_from(removed).unwrap_or(u64::MAX),
         );
+        self.batch_routing = batch_routing(&tables);
         self.tables = tables;
     }
 
@@ -272,6 +329,7 @@ impl Pipeline {
             &mut self.counters,
             &mut self.l3,
             &mut self.st,
+            &mut self.deferred,
             pool,
             &mut out.generated,
             now,
@@ -283,6 +341,14 @@ impl Pipeline {
     /// Runs every packet of `batch` through the pipeline. On return `out.actions[i]` says what to
     /// do with `batch.packets()[i]` (drops are already counted), and `out.generated` holds any
     /// packets the pipeline made. `pool` supplies buffers for those.
+    ///
+    /// Packets for a router with a large FIB are routed after the rest of the batch, all
+    /// together: their route lookups walk the FIB side by side, so that their cache misses
+    /// overlap. Each packet's own steps keep their order, and so do the routed packets among
+    /// themselves. What may differ from a packet-by-packet run: the order of the packets the
+    /// pipeline makes on the way (ICMP errors, probes) in `out.generated`, and, within the
+    /// batch, whether a routed or an unrouted packet meets state they share first (the
+    /// tracker of a port both are sent to), as for any two packets that arrive together.
     pub fn process(
         &mut self,
         now: Timestamp,
@@ -302,11 +368,14 @@ impl Pipeline {
             &mut self.counters,
             &mut self.l3,
             &mut self.st,
+            &mut self.deferred,
             pool,
             &mut out.generated,
             now,
         );
-        for pkt in batch.packets_mut() {
+        ctx.deferring = self.batch_routing;
+        for (i, pkt) in batch.packets_mut().iter_mut().enumerate() {
+            ctx.index = i;
             let r = match pkt.meta.source {
                 Source::Port(p) => ctx.port_input(p, pkt),
                 Source::Underlay(src) => ctx.underlay_input(src, pkt),
@@ -314,6 +383,10 @@ impl Pipeline {
             };
             let a = ctx.finish(r);
             out.actions.push(a);
+        }
+        ctx.deferring = false;
+        if !ctx.deferred.is_empty() {
+            ctx.route_deferred(batch.packets_mut(), &mut out.actions);
         }
     }
 }
@@ -389,6 +462,13 @@ pub(crate) struct Ctx<'a> {
     last_dst: [Option<(u64, Option<FdbDest>)>; 2],
     /// The last next hop found among the configured bindings.
     last_binding: Option<(SegIdx, IpAddr, Option<Binding>)>,
+    /// Whether packets for routers with a large FIB are set aside (while the batch's packets
+    /// go through the input steps, not when routing them or running timers).
+    deferring: bool,
+    /// The place in the batch of the packet being processed.
+    index: usize,
+    /// The packets set aside (see [`Pipeline::process`]).
+    deferred: &'a mut Vec<Deferred>,
 }
 
 pub(crate) type NodeResult = Result<Action, DropReason>;
@@ -443,10 +523,12 @@ impl<'a> Ctx<'a> {
         c: &'a mut Counters,
         l3: &'a mut L3State,
         st: &'a mut Stateful,
+        deferred: &'a mut Vec<Deferred>,
         pool: &'a mut BufPool,
         generated: &'a mut Vec<(PacketBuf, Action)>,
         now: Timestamp,
     ) -> Ctx<'a> {
+        deferred.clear();
         Ctx {
             t,
             fdb,
@@ -462,6 +544,9 @@ impl<'a> Ctx<'a> {
             last_learned: None,
             last_dst: [None; 2],
             last_binding: None,
+            deferring: false,
+            index: 0,
+            deferred,
         }
     }
 
@@ -777,12 +862,114 @@ impl<'a> Ctx<'a> {
             Some(FdbDest::Router(r)) if from == From::Router(r) || depth >= 2 => {
                 Err(DropReason::RoutingLoop)
             }
-            Some(FdbDest::Router(r)) => self.l3_input(r, pkt, parsed, depth + 1),
+            Some(FdbDest::Router(r)) => {
+                if self.deferring
+                    && let Some(l2) = parsed
+                    && self.t.router_ifs.get(r.get()).is_some_and(|i| i.batch_fib)
+                    && self.deferred.len() < crate::BATCH_SIZE
+                {
+                    // Routed after the rest of the batch (see `Pipeline::process`); its action
+                    // is set then.
+                    self.defer(r, l2, pkt);
+                    return Ok(Action::Consumed);
+                }
+                self.l3_input(r, pkt, parsed, depth + 1)
+            }
             None => {
                 self.c.event(Event::UnknownUnicast);
                 self.flood(seg, pkt, from)
             }
         }
+    }
+
+    /// Sets aside the packet being processed, addressed to router interface `rif`, for
+    /// [`Ctx::route_deferred`].
+    #[inline(never)]
+    fn defer(&mut self, rif: RifIdx, l2: &L2Info, pkt: &PacketBuf) {
+        let (l3, data) = (l2.l3_offset, pkt.data());
+        let (dst, family) = match l2.ethertype {
+            EtherType::Ipv4 => match data.get(l3 + 16..l3 + 20) {
+                Some(&[a, b, c, d]) => (u128::from(u32::from_be_bytes([a, b, c, d])), Family::V4),
+                _ => (0, Family::None),
+            },
+            EtherType::Ipv6 => match data.get(l3 + 24..l3 + 40).map(<[u8; 16]>::try_from) {
+                Some(Ok(b)) => (u128::from_be_bytes(b), Family::V6),
+                _ => (0, Family::None),
+            },
+            _ => (0, Family::None),
+        };
+        self.deferred.push(Deferred {
+            index: self.index,
+            rif,
+            l2: *l2,
+            dst,
+            family,
+        });
+    }
+
+    /// Routes the packets set aside by [`Ctx::deliver_to`]: looks up their destinations, router
+    /// by router, with the batched FIB lookups, then runs each packet through its router in
+    /// batch order and sets its action.
+    #[inline(never)]
+    fn route_deferred(&mut self, pkts: &mut [PacketBuf], actions: &mut [Action]) {
+        let t = self.t;
+        let list = std::mem::take(self.deferred);
+        let mut found = [None; crate::BATCH_SIZE];
+        let mut start = 0;
+        while let Some(first) = list.get(start) {
+            let router = t.router_ifs[first.rif.get()].router;
+            let (mut end, mut v4, mut v6) = (start, false, false);
+            while let Some(d) = list.get(end)
+                && t.router_ifs[d.rif.get()].router == router
+            {
+                v4 |= d.family == Family::V4;
+                v6 |= d.family == Family::V6;
+                end += 1;
+            }
+            let r = &t.routers[router.get()];
+            let (run, out) = (&list[start..end], &mut found[start..end]);
+            let mut answer = |i: usize, id: Option<RouteId>| {
+                if let Some(o) = out.get_mut(i) {
+                    *o = id;
+                }
+                if let Some(route) = r.route_entry(id) {
+                    weft_prefetch::read::<Route>(route);
+                }
+            };
+            let of = |family: Family| {
+                move |i: usize| run.get(i).filter(|d| d.family == family).map(|d| d.dst)
+            };
+            if v4 {
+                let dst = of(Family::V4);
+                // The low 32 bits hold the address.
+                #[allow(clippy::cast_possible_truncation)]
+                let dst = |i| dst(i).map(|a| Ipv4Addr::from(a as u32));
+                r.fib4.lookup_each(run.len(), dst, &mut answer);
+            }
+            if v6 {
+                let dst = of(Family::V6);
+                r.fib6
+                    .lookup_each(run.len(), |i| dst(i).map(Ipv6Addr::from), &mut answer);
+            }
+            start = end;
+        }
+        for (d, route) in list.iter().zip(found) {
+            let Some(pkt) = pkts.get_mut(d.index) else {
+                continue;
+            };
+            let hint = (d.family != Family::None).then_some(FibHint {
+                rif: d.rif,
+                dst: d.dst,
+                v6: d.family == Family::V6,
+                route,
+            });
+            let r = self.l3_input_hinted(d.rif, pkt, &d.l2, hint);
+            let a = self.finish(r);
+            if let Some(slot) = actions.get_mut(d.index) {
+                *slot = a;
+            }
+        }
+        *self.deferred = list;
     }
 
     /// The ingress firewall of port `p` for a unicast frame about to be sent to it.

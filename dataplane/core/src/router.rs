@@ -28,7 +28,7 @@ use crate::counters::{DropReason, Event};
 use crate::ids::RifIdx;
 use crate::neighbor::{Held, Miss, NeighKey, Timer};
 use crate::packet::PacketBuf;
-use crate::pipeline::{Action, Ctx, From, NodeResult, wire_drop};
+use crate::pipeline::{Action, Ctx, FibHint, From, NodeResult, wire_drop};
 use crate::responder::write_neighbor_advert;
 use crate::tables::{FdbDest, Local4, RouterIf};
 use crate::wire::MacAddr;
@@ -170,6 +170,31 @@ impl Ctx<'_> {
         parsed: Option<&L2Info>,
         depth: u8,
     ) -> NodeResult {
+        self.l3_input_with(rif, pkt, parsed, depth, None)
+    }
+
+    /// [`Ctx::l3_input`] for a packet whose route was looked up ahead (`hint`). A copy of its
+    /// own, so that the hint costs the packets routed one at a time nothing.
+    #[inline(never)]
+    pub(crate) fn l3_input_hinted(
+        &mut self,
+        rif: RifIdx,
+        pkt: &mut PacketBuf,
+        l2: &L2Info,
+        hint: Option<FibHint>,
+    ) -> NodeResult {
+        self.l3_input_with(rif, pkt, Some(l2), 1, hint)
+    }
+
+    #[inline(always)]
+    fn l3_input_with(
+        &mut self,
+        rif: RifIdx,
+        pkt: &mut PacketBuf,
+        parsed: Option<&L2Info>,
+        depth: u8,
+        hint: Option<FibHint>,
+    ) -> NodeResult {
         let l2 = match parsed {
             Some(l2) => *l2,
             None => parse_l2(pkt.data()).map_err(wire_drop)?,
@@ -178,8 +203,8 @@ impl Ctx<'_> {
             return Err(DropReason::VlanTagged);
         }
         match l2.ethertype {
-            EtherType::Ipv4 => self.ip4_input(rif, pkt, l2.l3_offset, depth),
-            EtherType::Ipv6 => self.ip6_input(rif, pkt, l2.l3_offset, depth),
+            EtherType::Ipv4 => self.ip4_input(rif, pkt, l2.l3_offset, depth, hint),
+            EtherType::Ipv6 => self.ip6_input(rif, pkt, l2.l3_offset, depth, hint),
             EtherType::Arp => self.arp_input(rif, pkt, l2.l3_offset),
             _ => Err(DropReason::NotRoutable),
         }
@@ -222,7 +247,14 @@ impl Ctx<'_> {
     // ---- IPv4 --------------------------------------------------------------------------------
 
     #[inline(always)]
-    fn ip4_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
+    fn ip4_input(
+        &mut self,
+        rif: RifIdx,
+        pkt: &mut PacketBuf,
+        l3: usize,
+        depth: u8,
+        hint: Option<FibHint>,
+    ) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
@@ -286,7 +318,13 @@ impl Ctx<'_> {
                 depth,
             );
         }
-        let Some(route) = router.route_v4(dst) else {
+        let route = match hint {
+            Some(h) if h.rif == rif && !h.v6 && h.dst == u128::from(u32::from(dst)) => {
+                router.route(h.route)
+            }
+            _ => router.route_v4(dst),
+        };
+        let Some(route) = route else {
             return self.icmp4_error(
                 rif,
                 pkt,
@@ -472,7 +510,14 @@ impl Ctx<'_> {
     // ---- IPv6 --------------------------------------------------------------------------------
 
     #[inline(always)]
-    fn ip6_input(&mut self, rif: RifIdx, pkt: &mut PacketBuf, l3: usize, depth: u8) -> NodeResult {
+    fn ip6_input(
+        &mut self,
+        rif: RifIdx,
+        pkt: &mut PacketBuf,
+        l3: usize,
+        depth: u8,
+        hint: Option<FibHint>,
+    ) -> NodeResult {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
@@ -520,7 +565,11 @@ impl Ctx<'_> {
                 depth,
             );
         }
-        let Some(route) = router.route_v6(dst) else {
+        let route = match hint {
+            Some(h) if h.rif == rif && h.v6 && h.dst == u128::from(dst) => router.route(h.route),
+            _ => router.route_v6(dst),
+        };
+        let Some(route) = route else {
             return self.icmp6_error(rif, pkt, l3, Icmp6::NoRoute, DropReason::NoRoute, depth);
         };
         let egress = &t.router_ifs[route.rif.get()];

@@ -546,3 +546,69 @@ fn floods_reach_filtered_ports_only_for_address_configuration() {
     assert!(crate::firewall::flood_allowed(a1, &who), "ARP");
     assert!(!crate::firewall::flood_allowed(a1, &[0u8; 10]), "garbage");
 }
+
+/// Routing a batch's packets together after the rest of the batch gives every packet the same
+/// fate through the security groups and NAT of two routers: requests in one batch, the
+/// answers in the next.
+#[test]
+fn batched_route_lookups_change_no_stateful_outcome() {
+    let build = || {
+        NodeConfig::from_toml(&config(8080, 1000))
+            .unwrap()
+            .validate()
+            .unwrap()
+    };
+    let out = |sport: u16, src: &str, from: MacAddr, to: MacAddr, dport: u16| {
+        frame(
+            to,
+            from,
+            &tcp(ip(src), ip("198.51.100.7"), sport, dport, 0x02, 1, 0),
+        )
+    };
+    let mut requests = Vec::new();
+    let mut answers = Vec::new();
+    for i in 0..40u16 {
+        requests.push((A2P, out(40_000 + i, "10.0.0.11", A2, R1, 443)));
+        requests.push((C1P, out(41_000 + i, "10.0.0.10", C1, R2, 443)));
+        requests.push((UPLINK, from_inet("203.0.113.11", 8080 + i % 2, 0x02, 5, 0)));
+        requests.push((UPLINK, from_inet("203.0.113.10", 40_000 + i, 0x12, 9, 2)));
+        answers.push((
+            UPLINK,
+            frame(
+                R1X,
+                INET,
+                &tcp(
+                    ip("198.51.100.7"),
+                    ip("203.0.113.10"),
+                    443,
+                    40_000 + i,
+                    0x12,
+                    100,
+                    2,
+                ),
+            ),
+        ));
+        answers.push((A1P, a1_to_inet(0x12, 50, 6)));
+    }
+    // r2's gateway answers while r2 holds packets for it.
+    let r2x = MacAddr([0x02, 0xfe, 0, 0, 1, 2]);
+    let resolve = eth(
+        r2x,
+        INET,
+        0x0806,
+        &arp(2, INET, ip("203.0.113.1"), r2x, ip("203.0.113.20")),
+    );
+    let mut plain = Pipeline::new(Arc::new(build()));
+    let mut batched = Pipeline::new(Arc::new(crate::l3_tests::with_batched_routing(build())));
+    for p in [&mut plain, &mut batched] {
+        with_gateway_resolved(p);
+    }
+    for frames in [&requests, &vec![(UPLINK, resolve)], &answers] {
+        let a = crate::l3_tests::run_batches(&mut plain, T0, frames);
+        let b = crate::l3_tests::run_batches(&mut batched, T0, frames);
+        assert_eq!(a, b);
+    }
+    assert!(plain.counters().events(Event::Routed) >= 120);
+    assert!(plain.nat_sessions() >= 40);
+    assert!(plain.conntrack_flows() >= 40);
+}

@@ -226,6 +226,10 @@ pub struct RouterIf {
     pub v6: Vec<Ipv6Network>,
     /// Its link-local address (EUI-64 of the MAC).
     pub link_local: Ipv6Addr,
+    /// Its router's FIB takes at least [`BATCH_FIB_BYTES`]: the pipeline routes the packets
+    /// that arrive here together, after the rest of their batch, with their route lookups
+    /// interleaved.
+    pub batch_fib: bool,
 }
 
 impl RouterIf {
@@ -240,6 +244,12 @@ impl RouterIf {
         self.v6.first().map_or(self.link_local, |n| n.ip())
     }
 }
+
+/// The FIB size (IPv4 and IPv6 tables of a router together) from which the pipeline looks up
+/// routes a batch at a time ([`RouterIf::batch_fib`]): beyond it, a lookup mostly waits for
+/// memory, and interleaving a batch's lookups lets those waits overlap. Smaller tables stay in
+/// the caches, where one lookup at a time costs less.
+pub const BATCH_FIB_BYTES: usize = 256 * 1024;
 
 /// Where a route leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,17 +408,25 @@ impl Router {
     /// The route for IPv4 destination `a`.
     #[inline(always)]
     pub fn route_v4(&self, a: Ipv4Addr) -> Option<Route> {
-        self.fib4
-            .lookup(a)
-            .and_then(|id| self.routes.get(usize::try_from(id).ok()?).copied())
+        self.route(self.fib4.lookup(a))
     }
 
     /// The route for IPv6 destination `a`.
     #[inline(always)]
     pub fn route_v6(&self, a: Ipv6Addr) -> Option<Route> {
-        self.fib6
-            .lookup(a)
-            .and_then(|id| self.routes.get(usize::try_from(id).ok()?).copied())
+        self.route(self.fib6.lookup(a))
+    }
+
+    /// The route a FIB lookup answered.
+    #[inline(always)]
+    pub fn route(&self, id: Option<RouteId>) -> Option<Route> {
+        self.route_entry(id).copied()
+    }
+
+    /// Where the route a FIB lookup answered is kept.
+    #[inline(always)]
+    pub fn route_entry(&self, id: Option<RouteId>) -> Option<&Route> {
+        self.routes.get(usize::try_from(id?).ok()?)
     }
 }
 
@@ -620,6 +638,7 @@ impl Tables {
                         })
                         .collect(),
                     link_local: ic.mac.link_local(),
+                    batch_fib: false,
                 });
                 interfaces.push(rif);
             }
@@ -639,6 +658,11 @@ impl Tables {
                     &nat.extra_addresses(),
                     FdbDest::Router(nat.gateway),
                 );
+            }
+            if router.fib4.memory_bytes() + router.fib6.memory_bytes() >= BATCH_FIB_BYTES {
+                for rif in &router.interfaces {
+                    router_ifs[rif.get()].batch_fib = true;
+                }
             }
             routers.push(router);
         }
