@@ -1088,12 +1088,14 @@ pub(crate) struct BatchOutcome {
     tables: [usize; 3],
 }
 
-/// Runs `frames` as consecutive batches of at most 64 at `now` through `p`.
+/// Runs `frames` as consecutive batches of at most 64 at `now` through `p`; also returns how
+/// many packets were set aside for batched routing.
 pub(crate) fn run_batches(
     p: &mut Pipeline,
     now: Timestamp,
     frames: &[(Source, Vec<u8>)],
-) -> BatchOutcome {
+) -> (BatchOutcome, usize) {
+    let mut set_aside = 0;
     let mut pool = BufPool::new(256, 2048);
     let mut o = BatchOutcome {
         actions: Vec::new(),
@@ -1112,6 +1114,7 @@ pub(crate) fn run_batches(
         }
         let mut out = Output::new();
         p.process(now, &mut batch, &mut pool, &mut out);
+        set_aside += p.set_aside_last_batch();
         o.actions.extend(&out.actions);
         o.packets
             .extend(batch.packets().iter().map(|b| b.data().to_vec()));
@@ -1124,7 +1127,7 @@ pub(crate) fn run_batches(
     o.generated.sort();
     o.counters = p.counters().clone();
     o.tables = [p.conntrack_flows(), p.nat_sessions(), p.neighbors()];
-    o
+    (o, set_aside)
 }
 
 /// `tables` with every router taking the batched route lookups, whatever its FIB's size.
@@ -1234,9 +1237,14 @@ fn batched_route_lookups_change_no_outcome() {
     let mut plain = Pipeline::new(Arc::new(tables()));
     let mut batched = Pipeline::new(Arc::new(with_batched_routing(tables())));
     for now in [T0, T0.plus(Duration::from_millis(1500))] {
-        let a = run_batches(&mut plain, now, &frames);
-        let b = run_batches(&mut batched, now, &frames);
+        let (a, none) = run_batches(&mut plain, now, &frames);
+        let (b, set_aside) = run_batches(&mut batched, now, &frames);
         assert_eq!(a, b);
+        assert_eq!(none, 0);
+        assert!(
+            set_aside > 60,
+            "{set_aside} packets routed after their batch"
+        );
         let routed = a
             .actions
             .iter()
@@ -1264,7 +1272,11 @@ fn a_large_fib_is_looked_up_a_batch_at_a_time() {
     let t = config.validate().unwrap();
     assert!(t.router_ifs.iter().all(|i| i.batch_fib));
     let mut p = Pipeline::new(Arc::new(t));
-    let o = run_batches(&mut p, T0, &router_mix());
+    let (o, set_aside) = run_batches(&mut p, T0, &router_mix());
+    assert!(
+        set_aside > 60,
+        "{set_aside} packets routed after their batch"
+    );
     let mut q = pipeline();
-    assert_eq!(o, run_batches(&mut q, T0, &router_mix()));
+    assert_eq!(o, run_batches(&mut q, T0, &router_mix()).0);
 }

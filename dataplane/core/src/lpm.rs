@@ -729,8 +729,8 @@ impl Lpm4 {
     /// Looks up `addrs[i]` into `out[i]` for every `i` both slices have, with the same answers
     /// as [`lookup`](Self::lookup): the lookups walk the trie side by side so that their cache
     /// misses overlap. Alone, IPv4 paths are too short for this to beat one lookup at a time;
-    /// the pipeline uses it for tables bigger than the caches, where each lookup would
-    /// otherwise wait for memory in turn between the rest of a packet's work.
+    /// in the pipeline ([`lookup_each`](Self::lookup_each)), for tables bigger than the caches,
+    /// each lookup would otherwise wait for memory in turn between the rest of a packet's work.
     #[inline]
     pub fn lookup_batch(&self, addrs: &[Ipv4Addr], out: &mut [Option<RouteId>]) {
         self.trie.lookup_batch(addrs, out, u32::from);
@@ -1127,6 +1127,41 @@ mod tests {
             let mut out = [None; 2];
             t.lookup_batch(&[a, host], &mut out);
             assert_eq!(out, [(bit >= 12).then_some(2), Some(3)], "bit {bit}");
+        }
+    }
+
+    /// `lookup_each` answers every present key exactly once, as `lookup` does, and skips the
+    /// absent ones, for any count (none, under one pass of lanes, over several).
+    #[test]
+    fn lookup_each_answers_present_keys_once() {
+        let mut routes = vec![(v4("10.0.0.0"), 8, 1), (v4("10.20.30.40"), 32, 2)];
+        routes.extend((0..600u32).map(|i| (Ipv4Addr::from(0x6400_0000 + (i << 8)), 24, 3 + i)));
+        let t = Lpm4::build(&routes).unwrap();
+        let addrs: Vec<Ipv4Addr> = (0..100u32)
+            .map(|i| match i % 4 {
+                0 => v4("10.20.30.40"),
+                1 => Ipv4Addr::from(0x0a00_0000 + i),
+                2 => Ipv4Addr::from(0x6400_0000 + (i << 8) + 7),
+                _ => Ipv4Addr::from(0xc000_0000 + i),
+            })
+            .collect();
+        for n in [0, 1, 15, 16, 17, 37, 100] {
+            let mut seen = vec![0u32; n];
+            let mut got = vec![None; n];
+            let key = |i: usize| (i % 3 != 2).then(|| addrs[i]);
+            t.lookup_each(n, key, |i, r| {
+                seen[i] += 1;
+                got[i] = r;
+            });
+            for i in 0..n {
+                match key(i) {
+                    Some(a) => {
+                        assert_eq!(seen[i], 1, "n {n} key {i}");
+                        assert_eq!(got[i], t.lookup(a), "n {n} key {i}");
+                    }
+                    None => assert_eq!(seen[i], 0, "n {n} key {i}"),
+                }
+            }
         }
     }
 

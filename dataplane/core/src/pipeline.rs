@@ -266,6 +266,12 @@ impl Pipeline {
         self.st.nat.as_ref().map_or(0, |n| n.sessions())
     }
 
+    /// How many packets of the last batch were set aside for batched routing (tests).
+    #[cfg(test)]
+    pub(crate) fn set_aside_last_batch(&self) -> usize {
+        self.deferred.len()
+    }
+
     /// Entries in the routers' neighbour cache.
     pub fn neighbors(&self) -> usize {
         self.l3.neighbors.len()
@@ -344,11 +350,15 @@ impl Pipeline {
     ///
     /// Packets for a router with a large FIB are routed after the rest of the batch, all
     /// together: their route lookups walk the FIB side by side, so that their cache misses
-    /// overlap. Each packet's own steps keep their order, and so do the routed packets among
-    /// themselves. What may differ from a packet-by-packet run: the order of the packets the
-    /// pipeline makes on the way (ICMP errors, probes) in `out.generated`, and, within the
-    /// batch, whether a routed or an unrouted packet meets state they share first (the
-    /// tracker of a port both are sent to), as for any two packets that arrive together.
+    /// overlap. Each packet's own steps keep their order, and so do the packets such a router
+    /// receives from ports and the underlay. What may differ from a packet-by-packet run: the
+    /// order of the packets the pipeline makes on the way (ICMP errors, probes) in
+    /// `out.generated`; frames another router on this node hands to such a router (and held
+    /// packets a neighbour reply releases) reach it during the batch, before the set-aside
+    /// packets, so they may be the ones held or answered with the last ICMP token; and, within
+    /// the batch, whether a routed or an unrouted packet meets state they share first (the
+    /// tracker of a port both are sent to). All are orders two packets arriving together could
+    /// have had anyway.
     pub fn process(
         &mut self,
         now: Timestamp,
@@ -863,7 +873,10 @@ impl<'a> Ctx<'a> {
                 Err(DropReason::RoutingLoop)
             }
             Some(FdbDest::Router(r)) => {
+                // Only frames that arrived from a port or the underlay (depth 0, header
+                // parsed): `route_deferred` routes them at depth 1.
                 if self.deferring
+                    && depth == 0
                     && let Some(l2) = parsed
                     && self.t.router_ifs.get(r.get()).is_some_and(|i| i.batch_fib)
                     && self.deferred.len() < crate::BATCH_SIZE
@@ -907,9 +920,9 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    /// Routes the packets set aside by [`Ctx::deliver_to`]: looks up their destinations, router
-    /// by router, with the batched FIB lookups, then runs each packet through its router in
-    /// batch order and sets its action.
+    /// Routes the packets set aside by [`Ctx::deliver_to`]: looks up their destinations with
+    /// the batched FIB lookups, one run of consecutive packets for the same router at a time,
+    /// then runs each packet through its router in batch order and sets its action.
     #[inline(never)]
     fn route_deferred(&mut self, pkts: &mut [PacketBuf], actions: &mut [Action]) {
         let t = self.t;

@@ -603,11 +603,18 @@ fn batched_route_lookups_change_no_stateful_outcome() {
     for p in [&mut plain, &mut batched] {
         with_gateway_resolved(p);
     }
+    let mut set_aside = 0;
     for frames in [&requests, &vec![(UPLINK, resolve)], &answers] {
-        let a = crate::l3_tests::run_batches(&mut plain, T0, frames);
-        let b = crate::l3_tests::run_batches(&mut batched, T0, frames);
+        let (a, none) = crate::l3_tests::run_batches(&mut plain, T0, frames);
+        let (b, n) = crate::l3_tests::run_batches(&mut batched, T0, frames);
         assert_eq!(a, b);
+        assert_eq!(none, 0);
+        set_aside += n;
     }
+    assert!(
+        set_aside >= 160,
+        "{set_aside} packets routed after their batch"
+    );
     assert!(plain.counters().events(Event::Routed) >= 120);
     assert!(plain.nat_sessions() >= 40);
     assert!(plain.conntrack_flows() >= 40);
