@@ -244,22 +244,12 @@ impl Trie {
         if e >= LEAF {
             return (e != NO_ROUTE).then_some(e & !LEAF);
         }
-        let mut node = self.nodes.get(idx(e))?;
-        let mut o = self.direct_bits;
+        let (mut n, mut o) = (e, self.direct_bits);
         loop {
-            if node.path & SKIP_LEN != 0 {
-                match self.skip(node, key, o) {
-                    Ok(depth) => o = depth,
-                    Err(answer) => return answer,
-                }
+            match self.step(self.nodes.get(idx(n))?, key, o) {
+                Ok(next) => (n, o) = next,
+                Err(answer) => return answer,
             }
-            let v = key.chunk(o);
-            if node.vector & (1u64 << v) == 0 {
-                return self.leaf(node, v);
-            }
-            let below = node.vector & !(u64::MAX << v);
-            node = self.nodes.get(idx(node.base1) + idx(below.count_ones()))?;
-            o += STRIDE;
         }
     }
 

@@ -949,20 +949,16 @@ impl<'a> Ctx<'a> {
                     weft_prefetch::read::<Route>(route);
                 }
             };
-            let of = |family: Family| {
-                move |i: usize| run.get(i).filter(|d| d.family == family).map(|d| d.dst)
-            };
+            let dst = |i: usize, family| run.get(i).filter(|d| d.family == family).map(|d| d.dst);
             if v4 {
-                let dst = of(Family::V4);
                 // The low 32 bits hold the address.
                 #[allow(clippy::cast_possible_truncation)]
-                let dst = |i| dst(i).map(|a| Ipv4Addr::from(a as u32));
-                r.fib4.lookup_each(run.len(), dst, &mut answer);
+                let dst4 = |i| dst(i, Family::V4).map(|a| Ipv4Addr::from(a as u32));
+                r.fib4.lookup_each(run.len(), dst4, &mut answer);
             }
             if v6 {
-                let dst = of(Family::V6);
-                r.fib6
-                    .lookup_each(run.len(), |i| dst(i).map(Ipv6Addr::from), &mut answer);
+                let dst6 = |i| dst(i, Family::V6).map(Ipv6Addr::from);
+                r.fib6.lookup_each(run.len(), dst6, &mut answer);
             }
             start = end;
         }
