@@ -318,10 +318,17 @@ fn snat_floating_ips_port_forwarding_and_security_groups() {
         "SYNs to a closed port made state"
     );
     syn_flood(&lab, &t.inet, "203.0.113.11", 8080, 5000);
-    let s = stats(&t.rt);
+    let mut s = stats(&t.rt);
+    let filled = eventually(Duration::from_secs(10), || {
+        s = stats(&t.rt);
+        s.drop_count(DropReason::ConntrackTenantFull) > 0
+    });
+    let (rx_after, kdrops_after) = uplink_rx(&s);
     assert!(
-        s.drop_count(DropReason::ConntrackTenantFull) > 0,
-        "tenant a's share never filled: {:?}",
+        filled,
+        "tenant a's share never filled: {} SYNs read, {} lost by the kernel: {:?}",
+        rx_after - rx,
+        kdrops_after - kdrops,
         s.drops
     );
     assert_eq!(s.drop_count(DropReason::ConntrackFull), 0);

@@ -462,6 +462,7 @@ fn bad_input_is_counted_and_the_router_keeps_working() {
             &testing::udp(1, 2, b"x"),
         ),
     ));
+    let flood_started = std::time::Instant::now();
     inject(&lab, &t.a1, frames);
     // DHCP from a port without an IPv4 binding (d1 has no address).
     let d1_mac = mac("fa:16:3e:00:0d:01");
@@ -493,17 +494,39 @@ fn bad_input_is_counted_and_the_router_keeps_working() {
         stats(&t.hv1).render(),
         stats(&t.rt).render()
     );
-    let r = stats(&t.rt);
+    // Every TTL=1 packet hv1 read reaches the router and is counted there. On a loaded
+    // machine hv1 may not read all 1000 (its ring overruns, counted as kernel drops), and the
+    // count may still be growing when the other checks hold: wait for it, up to a bound.
+    let lost = |h: &weft_agent::stats::Snapshot| {
+        let drops = |s: &weft_agent::stats::Snapshot| {
+            s.ports
+                .iter()
+                .find(|p| p.name == "a1")
+                .map_or(0, |p| p.kernel_drops)
+        };
+        drops(h) - drops(&hv1_before)
+    };
+    let mut r = stats(&t.rt);
+    let mut h = stats(&t.hv1);
+    let counted = eventually(Duration::from_secs(10), || {
+        r = stats(&t.rt);
+        h = stats(&t.hv1);
+        delta(&r, &rt_before, DropReason::TtlExceeded) + lost(&h) >= 990
+    });
     let ttl = delta(&r, &rt_before, DropReason::TtlExceeded);
-    let errors = r.event_count(Event::IcmpErrorSent) - rt_before.event_count(Event::IcmpErrorSent);
     assert!(
-        ttl >= 900,
-        "TTL=1 packets counted at the router: {ttl}\n{}",
+        counted && ttl >= 500,
+        "TTL=1 packets counted at the router: {ttl}, lost before hv1 read them: {}\nhv1 {}\nrt {}",
+        lost(&h),
+        h.render(),
         r.render()
     );
+    // The router's ICMP errors: a burst of 100, then 100 a second.
+    let errors = r.event_count(Event::IcmpErrorSent) - rt_before.event_count(Event::IcmpErrorSent);
+    let allowed = 110 + 100 * flood_started.elapsed().as_secs();
     assert!(
-        errors <= 150,
-        "ICMP errors are rate-limited: {errors} sent for {ttl}"
+        errors <= allowed,
+        "ICMP errors are rate-limited: {errors} sent for {ttl} (at most {allowed})"
     );
     // Everything still works, for the VM that misbehaved too.
     assert!(lab.ping(&t.a1, "10.1.0.20", 3), "routing still works");

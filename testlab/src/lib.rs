@@ -418,10 +418,21 @@ impl Lab {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    /// [`Lab::ask_peer`] up to five times (the first packets may wait for address resolution,
-    /// or for configuration to reach the agents).
+    /// [`Lab::ask_peer`] until it answers, at most ten times within 30 s, 300 ms apart (the
+    /// first packets may wait for address resolution, the server may not be listening yet,
+    /// or configuration may not have reached the agents).
     pub fn ask_peer_until(&self, ns: &str, addr: &str, port: u16) -> Option<String> {
-        (0..5).find_map(|_| self.ask_peer(ns, addr, port))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for _ in 0..10 {
+            if let Some(seen) = self.ask_peer(ns, addr, port) {
+                return Some(seen);
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        None
     }
 
     /// The path of a file in the lab's scratch directory.
@@ -518,6 +529,17 @@ pub fn pcap_packets(path: &Path) -> Vec<Vec<u8>> {
     let r =
         weft_dataplane_io::pcap::PcapReader::new(std::io::BufReader::new(f)).expect("pcap header");
     r.map(|rec| rec.expect("pcap record").data).collect()
+}
+
+/// The complete packets of a pcap file still being written (none if it has no header yet).
+pub fn pcap_packets_so_far(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(f) = File::open(path) else {
+        return Vec::new();
+    };
+    match weft_dataplane_io::pcap::PcapReader::new(std::io::BufReader::new(f)) {
+        Ok(r) => r.map_while(|rec| rec.ok().map(|rec| rec.data)).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Whether `hay` contains `n` consecutive bytes equal to `b`.
