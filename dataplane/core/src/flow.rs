@@ -148,6 +148,63 @@ pub fn parse(l3: &[u8]) -> Result<Flow, Error> {
     }
 }
 
+/// The 5-tuple of a TCP or UDP packet starting at `l3`, read straight from its headers: what
+/// [`parse`] would put in [`Flow::tuple`] for it, without the transport fields or the length
+/// checks past the ports. A hint for warming the flow tables ahead of the batch, which [`parse`]
+/// settles later. `None` when the packet needs [`parse`]'s full walk (IPv6 extension headers, a
+/// later fragment, any other protocol) or is too short to hold its ports.
+#[inline]
+pub fn peek_tcp_udp(l3: &[u8]) -> Option<Tuple> {
+    let (tuple, l4) = match l3.first()? >> 4 {
+        4 => {
+            let h = l3.get(..20)?;
+            // A later fragment (offset != 0) has no ports.
+            if h[6] & 0x1f != 0 || h[7] != 0 {
+                return None;
+            }
+            (v4_tuple(h), usize::from(h[0] & 0x0f) * 4)
+        }
+        6 => {
+            let h = l3.get(..40)?;
+            (v6_tuple(h, h[6]), 40)
+        }
+        _ => return None,
+    };
+    if !matches!(tuple.proto, PROTO_TCP | PROTO_UDP) {
+        return None;
+    }
+    let ports = l3.get(l4..l4 + 4).filter(|_| l4 >= 20)?;
+    Some(Tuple {
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+        ..tuple
+    })
+}
+
+/// The addresses and protocol of an IPv4 header (`h` holds at least its 20 fixed bytes);
+/// ports zero.
+fn v4_tuple(h: &[u8]) -> Tuple {
+    Tuple {
+        src: IpAddr::V4(ip4(&h[12..16])),
+        dst: IpAddr::V4(ip4(&h[16..20])),
+        proto: h[9],
+        sport: 0,
+        dport: 0,
+    }
+}
+
+/// The addresses of an IPv6 header (`h` holds at least its 40 bytes) with the upper-layer
+/// protocol `proto`; ports zero.
+fn v6_tuple(h: &[u8], proto: u8) -> Tuple {
+    Tuple {
+        src: IpAddr::V6(ip6(&h[8..24])),
+        dst: IpAddr::V6(ip6(&h[24..40])),
+        proto,
+        sport: 0,
+        dport: 0,
+    }
+}
+
 fn ip4(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
@@ -199,13 +256,7 @@ fn parse_v4(b: &[u8], outer: bool) -> Result<Flow, Error> {
     };
     let frag = u16::from_be_bytes([b[6], b[7]]);
     let (offset, more) = (frag & 0x1fff, frag & 0x2000 != 0);
-    let tuple = Tuple {
-        src: IpAddr::V4(ip4(&b[12..16])),
-        dst: IpAddr::V4(ip4(&b[16..20])),
-        proto: b[9],
-        sport: 0,
-        dport: 0,
-    };
+    let tuple = v4_tuple(b);
     transport(b, hl, end, tuple, offset != 0, more || offset != 0, outer)
 }
 
@@ -239,14 +290,7 @@ fn parse_v6(b: &[u8], outer: bool) -> Result<Flow, Error> {
             // Authentication header.
             51 => (usize::from(*b.get(at + 1).ok_or(Error::Truncated)?) + 2) * 4,
             _ => {
-                let tuple = Tuple {
-                    src: IpAddr::V6(ip6(&b[8..24])),
-                    dst: IpAddr::V6(ip6(&b[24..40])),
-                    proto: next,
-                    sport: 0,
-                    dport: 0,
-                };
-                return transport(b, at, end, tuple, later, fragmented, outer);
+                return transport(b, at, end, v6_tuple(b, next), later, fragmented, outer);
             }
         };
         next = *b.get(at).ok_or(Error::Truncated)?;
@@ -559,6 +603,72 @@ mod tests {
         let plen = u16::try_from(y.len() - 40).unwrap();
         y[4..6].copy_from_slice(&plen.to_be_bytes());
         assert_eq!(parse(&y), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn peek_gives_the_tuple_parse_gives() {
+        use crate::testing::{ipv6_udp, udp};
+        let (a6, b6) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let mut v4_opts = v4_header(17, [10, 0, 0, 1], [10, 0, 0, 2], 12, 0);
+        v4_opts[0] = 0x46;
+        v4_opts.extend_from_slice(&[1, 1, 1, 0]);
+        v4_opts.extend_from_slice(&udp(7, 9, &[]));
+        let mut first_fragment = v4_header(6, [10, 0, 0, 1], [10, 0, 0, 2], 28, 0x2000);
+        first_fragment.extend_from_slice(&tcp_syn()[20..]);
+        let mut udp6 = ipv6_udp(a6, b6, 5353, 53, b"q");
+        let mut tcp6 = udp6.clone();
+        tcp6[6] = 6;
+        tcp6[4..6].copy_from_slice(&20u16.to_be_bytes());
+        tcp6.truncate(40);
+        tcp6.extend_from_slice(&tcp_syn()[20..40]);
+        tcp6[52] = 0x50; // no options
+        // Read fully: TCP and UDP over IPv4 (with options, a first fragment) and IPv6.
+        let full = [
+            tcp_syn(),
+            ipv4_udp(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                1,
+                2,
+                0,
+            ),
+            v4_opts,
+            first_fragment,
+            udp6.clone(),
+            tcp6,
+        ];
+        for p in &full {
+            let f = parse(p).unwrap();
+            assert_eq!(peek_tcp_udp(p), Some(f.tuple), "{p:?}");
+        }
+        // Left to parse: a later fragment, ICMP, IPv6 extension headers.
+        let mut later = v4_header(17, [10, 0, 0, 1], [10, 0, 0, 2], 8, 185);
+        later.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let echo = ipv6_icmp(a6, b6, 64, &[128, 0, 0, 0, 0, 7, 0, 1]);
+        udp6[6] = 60;
+        for p in [later, echo, udp6] {
+            assert_eq!(peek_tcp_udp(&p), None, "{p:?}");
+        }
+        // Whatever the bytes, a tuple peeked is the one parse gives, when parse gives one.
+        for p in &full {
+            for n in 0..=p.len() {
+                if let (Some(t), Ok(f)) = (peek_tcp_udp(&p[..n]), parse(&p[..n])) {
+                    assert_eq!(t, f.tuple);
+                }
+            }
+            for at in 0..p.len().min(64) {
+                for x in [0u8, 1, 0x0f, 0x20, 0x45, 0x60, 0xff] {
+                    let mut q = p.clone();
+                    q[at] = x;
+                    if let (Some(t), Ok(f)) = (peek_tcp_udp(&q), parse(&q)) {
+                        assert_eq!(t, f.tuple, "byte {at} = {x}: {q:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -603,33 +603,36 @@ struct Ends {
 
 /// A flow's endpoints; the NATed one is the source (`outbound`) or the destination.
 fn ends(flow: &Flow, outbound: bool) -> Option<Ends> {
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (flow.tuple.src, flow.tuple.dst) else {
+    match flow.transport {
+        Transport::Tcp { .. } | Transport::Udp => tuple_ends(&flow.tuple, outbound),
+        // Echo requests go out, replies come in; the identifier is the port.
+        Transport::Echo { request } if request == outbound => tuple_ends(&flow.tuple, outbound)
+            .map(|e| Ends {
+                proto: PROTO_ICMP,
+                remote_port: 0,
+                ..e
+            }),
+        _ => None,
+    }
+}
+
+/// The endpoints of an IPv4 TCP or UDP flow's tuple, as [`ends`] gives them.
+fn tuple_ends(t: &Tuple, outbound: bool) -> Option<Ends> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
         return None;
     };
-    let t = &flow.tuple;
     let (ip, port, remote_ip, remote_port) = if outbound {
         (src, t.sport, dst, t.dport)
     } else {
         (dst, t.dport, src, t.sport)
     };
-    match flow.transport {
-        Transport::Tcp { .. } | Transport::Udp => Some(Ends {
-            proto: t.proto,
-            ip: ip.to_bits(),
-            port,
-            remote_ip: remote_ip.to_bits(),
-            remote_port,
-        }),
-        // Echo requests go out, replies come in; the identifier is the port.
-        Transport::Echo { request } if request == outbound => Some(Ends {
-            proto: PROTO_ICMP,
-            ip: ip.to_bits(),
-            port,
-            remote_ip: remote_ip.to_bits(),
-            remote_port: 0,
-        }),
-        _ => None,
-    }
+    Some(Ends {
+        proto: t.proto,
+        ip: ip.to_bits(),
+        port,
+        remote_ip: remote_ip.to_bits(),
+        remote_port,
+    })
 }
 
 /// The endpoints of the packet an ICMP error quotes. `sent_out`: the quoted packet left through
@@ -834,10 +837,18 @@ impl Nat {
     /// would look `flow` up with, in any zone, for [`Nat::warm`]; `None` if NAT would not
     /// look it up at all.
     pub fn hashes_of(&self, flow: &Flow) -> Option<[u32; 2]> {
-        let out = ends(flow, true)?;
-        let inb = ends(flow, false)?;
+        self.hashes_of_ends(&ends(flow, true)?, &ends(flow, false)?)
+    }
+
+    /// [`Nat::hashes_of`] for a TCP or UDP flow known by its tuple alone
+    /// ([`flow::peek_tcp_udp`](crate::flow::peek_tcp_udp)).
+    pub fn hashes_of_tcp_udp(&self, t: &Tuple) -> Option<[u32; 2]> {
+        self.hashes_of_ends(&tuple_ends(t, true)?, &tuple_ends(t, false)?)
+    }
+
+    fn hashes_of_ends(&self, out: &Ends, inb: &Ends) -> Option<[u32; 2]> {
         Some([
-            self.inside_hash(&out),
+            self.inside_hash(out),
             key_hash(
                 &self.seeds,
                 inb.proto,

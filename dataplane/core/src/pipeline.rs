@@ -424,17 +424,21 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
         if ethertype != [0x08, 0x00] && ethertype != [0x86, 0xdd] {
             continue;
         }
-        let Ok(f) = crate::flow::parse(l3) else {
-            continue;
+        // TCP and UDP, most of the traffic, by their ports alone; the rest by the full parse.
+        let (tuple, nat_hashes_of) = match crate::flow::peek_tcp_udp(l3) {
+            Some(t) => (t, nat.and_then(|n| n.hashes_of_tcp_udp(&t))),
+            None => match crate::flow::parse(l3) {
+                Ok(f) => (f.tuple, nat.and_then(|n| n.hashes_of(&f))),
+                Err(_) => continue,
+            },
         };
         if let Some(ct) = ct
             && let Some(h) = ct_hashes.get_mut(n_ct)
         {
-            *h = ct.hash_of(&f.tuple);
+            *h = ct.hash_of(&tuple);
             n_ct += 1;
         }
-        if let Some(nat) = nat
-            && let Some(hs) = nat.hashes_of(&f)
+        if let Some(hs) = nat_hashes_of
             && let Some(h) = nat_hashes.get_mut(n_nat)
         {
             *h = hs;
