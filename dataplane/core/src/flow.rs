@@ -149,30 +149,32 @@ pub fn parse(l3: &[u8]) -> Result<Flow, Error> {
 }
 
 /// The 5-tuple of a TCP or UDP packet starting at `l3`, read straight from its headers: what
-/// [`parse`] would put in [`Flow::tuple`] for it, without the transport fields or the length
-/// checks past the ports. A hint for warming the flow tables ahead of the batch, which [`parse`]
-/// settles later. `None` when the packet needs [`parse`]'s full walk (IPv6 extension headers, a
-/// later fragment, any other protocol) or is too short to hold its ports.
+/// [`parse`] would put in [`Flow::tuple`] for it, without the transport fields and without
+/// the length checks (the IP total or payload length is not read: padding after a short
+/// packet may be taken for its ports). A hint for warming the flow tables ahead of the batch,
+/// which [`parse`] settles later. `None` when the packet needs [`parse`]'s full walk (IPv6
+/// extension headers, a later fragment, any other protocol) or is too short to hold its ports.
 #[inline]
 pub fn peek_tcp_udp(l3: &[u8]) -> Option<Tuple> {
+    let tcp_udp = |proto| matches!(proto, PROTO_TCP | PROTO_UDP);
     let (tuple, l4) = match l3.first()? >> 4 {
         4 => {
             let h = l3.get(..20)?;
             // A later fragment (offset != 0) has no ports.
-            if h[6] & 0x1f != 0 || h[7] != 0 {
+            if !tcp_udp(h[9]) || h[6] & 0x1f != 0 || h[7] != 0 {
                 return None;
             }
             (v4_tuple(h), usize::from(h[0] & 0x0f) * 4)
         }
         6 => {
             let h = l3.get(..40)?;
+            if !tcp_udp(h[6]) {
+                return None;
+            }
             (v6_tuple(h, h[6]), 40)
         }
         _ => return None,
     };
-    if !matches!(tuple.proto, PROTO_TCP | PROTO_UDP) {
-        return None;
-    }
     let ports = l3.get(l4..l4 + 4).filter(|_| l4 >= 20)?;
     Some(Tuple {
         sport: u16::from_be_bytes([ports[0], ports[1]]),
@@ -660,7 +662,7 @@ mod tests {
                 }
             }
             for at in 0..p.len().min(64) {
-                for x in [0u8, 1, 0x0f, 0x20, 0x45, 0x60, 0xff] {
+                for x in [0u8, 1, 0x0f, 0x20, 0x43, 0x45, 0x60, 0xff] {
                     let mut q = p.clone();
                     q[at] = x;
                     if let (Some(t), Ok(f)) = (peek_tcp_udp(&q), parse(&q)) {

@@ -616,7 +616,8 @@ fn ends(flow: &Flow, outbound: bool) -> Option<Ends> {
     }
 }
 
-/// The endpoints of an IPv4 TCP or UDP flow's tuple, as [`ends`] gives them.
+/// The endpoints of an IPv4 flow's tuple, its ports taken as they are (what [`ends`] gives a
+/// TCP or UDP flow; an echo's only after its protocol and remote port are set).
 fn tuple_ends(t: &Tuple, outbound: bool) -> Option<Ends> {
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
         return None;
