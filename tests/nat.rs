@@ -338,12 +338,11 @@ fn snat_floating_ips_port_forwarding_and_security_groups() {
     assert!(seen.starts_with("203.0.113.20:"), "b1 seen as {seen}");
 }
 
-/// Frames the agent read from the uplink, and those the kernel dropped before it could.
+/// Frames the agent read from the uplink (VNI 999's), and those the kernel dropped before it
+/// could.
 fn uplink_rx(s: &weft_agent::stats::Snapshot) -> (u64, u64) {
     let p = s
-        .ports
-        .iter()
-        .find(|p| p.interface == "upl0")
+        .port("uplink-999")
         .unwrap_or_else(|| panic!("no uplink in {:?}", s.ports));
     (p.rx_packets, p.kernel_drops)
 }

@@ -269,11 +269,12 @@ fn tenants_with_identical_addresses_are_isolated() {
         "agent capture too small: {r:?}"
     );
     let count = |pkts: &[Vec<u8>], b: u8| pkts.iter().filter(|p| contains_run(p, b, 24)).count();
-    let own = |vm: &String| {
+    // A VM's own payload byte, and the other tenant's.
+    let patterns = |vm: &String| {
         if vm == &t.a1 || vm == &t.a2 {
-            0xaa
+            (0xaa, 0xbb)
         } else {
-            0xbb
+            (0xbb, 0xaa)
         }
     };
     // The pings have their replies, but a tcpdump may not have written the last frames yet:
@@ -281,7 +282,7 @@ fn tenants_with_identical_addresses_are_isolated() {
     eventually(Duration::from_secs(10), || {
         dumps
             .iter()
-            .all(|(vm, _, file)| count(&common::pcap_packets_so_far(file), own(vm)) >= 40)
+            .all(|(vm, _, file)| count(&common::pcap_packets_so_far(file), patterns(vm).0) >= 40)
     });
     for (_, pid, _) in &dumps {
         lab.stop(*pid);
@@ -289,11 +290,7 @@ fn tenants_with_identical_addresses_are_isolated() {
 
     for (vm, _, file) in &dumps {
         let pkts = pcap_packets(file);
-        let (mine, theirs) = if vm == &t.a1 || vm == &t.a2 {
-            (0xaa, 0xbb)
-        } else {
-            (0xbb, 0xaa)
-        };
+        let (mine, theirs) = patterns(vm);
         // 20 requests each way in every VM: echo requests and replies, IPv4 and IPv6.
         assert!(
             count(&pkts, mine) >= 40,

@@ -493,12 +493,7 @@ fn bad_input_is_counted_and_the_router_keeps_working() {
     // machine hv1 may not read all 1000 (its ring overruns, counted as kernel drops), and the
     // count may still be growing when the other checks hold: wait for it, up to a bound.
     let lost = |h: &weft_agent::stats::Snapshot| {
-        let drops = |s: &weft_agent::stats::Snapshot| {
-            s.ports
-                .iter()
-                .find(|p| p.name == "a1")
-                .map_or(0, |p| p.kernel_drops)
-        };
+        let drops = |s: &weft_agent::stats::Snapshot| s.port("a1").map_or(0, |p| p.kernel_drops);
         drops(h) - drops(&hv1_before)
     };
     let mut r = stats(&t.rt);
