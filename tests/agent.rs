@@ -88,7 +88,7 @@ fn reload_keeps_traffic_and_sigterm_exits_cleanly() {
     std::fs::write(&ag1.config, config(1, 2, true)).unwrap();
     lab.signal(ag1.pid, libc::SIGHUP);
     assert!(
-        eventually(Duration::from_secs(5), || stats(&ag1).revision == 2),
+        eventually(Duration::from_secs(15), || stats(&ag1).revision == 2),
         "revision 2 not running"
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -367,7 +367,7 @@ fn controller_programs_the_agent_and_it_restarts_headless() {
             .is_some_and(|s| s["revision"] == rev && s["ports"][port] == "ACTIVE")
     };
     assert!(
-        eventually(Duration::from_secs(5), || active("vm-a1", 5)),
+        eventually(Duration::from_secs(15), || active("vm-a1", 5)),
         "no ACTIVE status for vm-a1: {:?}",
         api.last_status()
     );
@@ -384,7 +384,7 @@ fn controller_programs_the_agent_and_it_restarts_headless() {
         6,
     );
     assert!(
-        eventually(Duration::from_secs(5), || stats(&ag1).revision == 6),
+        eventually(Duration::from_secs(15), || stats(&ag1).revision == 6),
         "delta 6 not running"
     );
     let (mtu, up) = lab.in_netns(&hv1, || {
@@ -395,7 +395,7 @@ fn controller_programs_the_agent_and_it_restarts_headless() {
     });
     assert_eq!((mtu.ok(), up.ok()), (Some(1450), Some(true)));
     assert!(
-        eventually(Duration::from_secs(5), || active("vm-c1", 6)),
+        eventually(Duration::from_secs(15), || active("vm-c1", 6)),
         "no ACTIVE status for vm-c1: {:?}",
         api.last_status()
     );
@@ -419,7 +419,7 @@ fn controller_programs_the_agent_and_it_restarts_headless() {
             .and_then(|v| v["revision"].as_u64())
     };
     assert!(
-        eventually(Duration::from_secs(5), || saved() == Some(7)),
+        eventually(Duration::from_secs(15), || saved() == Some(7)),
         "saved: {:?}",
         saved()
     );

@@ -118,7 +118,7 @@ fn tcp_transfer(lab: &mut Lab, server: &str, client: &str, server_addr: &str, by
         &["iperf3", "-s", "-1", "-B", server_addr],
     );
     assert!(
-        eventually(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(15), || {
             let o = lab.try_exec(server, &["ss", "-ltn"]);
             String::from_utf8_lossy(&o.stdout).contains(":5201")
         }),
@@ -555,7 +555,7 @@ fn spoofed_and_garbage_traffic_is_dropped_and_counted() {
     *want.entry(DropReason::UnknownVtep).or_insert(0) += 3;
     let delta =
         |s: &weft_agent::stats::Snapshot, r: DropReason| s.drop_count(r) - before.drop_count(r);
-    let ok = eventually(Duration::from_secs(5), || {
+    let ok = eventually(Duration::from_secs(15), || {
         let s = stats(&ag1);
         want.iter().all(|(r, n)| delta(&s, *r) >= *n)
     });
@@ -647,7 +647,7 @@ fn vms_cannot_reach_the_hypervisor_stack() {
         }
     });
     assert!(
-        eventually(Duration::from_secs(3), || stats(&ag1)
+        eventually(Duration::from_secs(10), || stats(&ag1)
             .drop_count(DropReason::SpoofedIp)
             >= before.drop_count(DropReason::SpoofedIp) + 5),
         "the dataplane did not see the spoofed frames"

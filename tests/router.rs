@@ -474,7 +474,7 @@ fn bad_input_is_counted_and_the_router_keeps_working() {
                  b: &weft_agent::stats::Snapshot,
                  r: DropReason| a.drop_count(r) - b.drop_count(r);
     assert!(
-        eventually(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(15), || {
             let h = stats(&t.hv1);
             let r = stats(&t.rt);
             delta(&h, &hv1_before, DropReason::DhcpMalformed) >= 3

@@ -257,7 +257,7 @@ fn afpacket_recv_respects_max_and_resumes_inside_a_block() {
     pa.flush().unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while got.len() < sent.len() && Instant::now() < deadline {
         let mut fds = [PollEntry::readable(pb.fd())];
         sys::poll(&mut fds, Some(Duration::from_millis(20))).unwrap();
@@ -300,7 +300,7 @@ fn afpacket_refuses_what_the_kernel_would() {
     assert!(pa.needs_flush());
     pa.flush().unwrap();
     assert!(!pa.needs_flush());
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while pa.send(&test_frame(b'A', 32, 64)).unwrap() == SendOutcome::RingFull {
         assert!(
             Instant::now() < deadline,
@@ -357,7 +357,7 @@ fn afpacket_vlan_tag_is_stripped_into_metadata() {
     assert_eq!(pb.send(&tagged).unwrap(), SendOutcome::Queued);
     pb.flush().unwrap();
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while seen.is_empty() && Instant::now() < deadline {
         let mut fds = [PollEntry::readable(pa.fd())];
         sys::poll(&mut fds, Some(Duration::from_millis(20))).unwrap();
@@ -457,7 +457,7 @@ fn gso_round(ns: &Netns) -> Vec<(usize, Option<VnetHdr>, bool, bool)> {
     );
     pb.flush().unwrap();
     let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut payload = 0;
     while payload < 3000 && Instant::now() < deadline {
         let mut fds = [PollEntry::readable(pa.fd())];
@@ -513,7 +513,7 @@ fn afpacket_gso_super_frames_cross_veth_whole() {
     }
 }
 
-/// Receives from `u` until `want` datagrams arrived or two seconds passed.
+/// Receives from `u` until `want` datagrams arrived or ten seconds passed.
 fn recv_until(
     u: &mut UdpUnderlay,
     pool: &mut BufPool,
@@ -521,7 +521,7 @@ fn recv_until(
 ) -> (Vec<(SocketAddr, Vec<u8>)>, RecvStats) {
     let mut got = Vec::new();
     let mut total = RecvStats::default();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while got.len() < want && Instant::now() < deadline {
         let mut fds = [PollEntry::readable(u.fd())];
         sys::poll(&mut fds, Some(Duration::from_millis(20))).unwrap();
