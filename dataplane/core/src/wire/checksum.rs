@@ -83,10 +83,12 @@ pub fn fold(sum: u32) -> u16 {
 }
 
 /// Whether an IPv4 header without options (20 bytes, checksum field included) is valid:
-/// `finish(sum(h, 0)) == 0`, summed as five 32-bit words.
+/// `finish(sum(h, 0)) == 0`, summed as five 32-bit words. The words are read in the host's
+/// byte order: the ones'-complement sum does not depend on it (RFC 1071 §2(B)), and the valid
+/// sum, `0xffff`, reads the same both ways; no byte swaps.
 #[inline(always)]
 pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     fold64(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xffff
 }
 
