@@ -14,10 +14,11 @@
 //!   flows (a flow between two VMs is tracked at both ports).
 //! - **Table.** Entries live in a vector reserved up front for the node limit (memory is only
 //!   touched as it fills) with a free list; an index of `u64` slots (32 bits of hash and an
-//!   entry number, [`crate::hashindex`]), at most half full, points into it, so probes compare
-//!   hashes without reading entries. An entry is 96 bytes and its share of the index 16 to 32
-//!   bytes: at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash once (seeded,
-//!   zone left out) and allocate nothing; removal shifts the probe chain back (no tombstones).
+//!   entry number, the crate's `hashindex` module), at most half full, points into it, so
+//!   probes compare hashes without reading entries. An entry is 96 bytes and its share of the
+//!   index 16 to 32 bytes: at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash
+//!   once (seeded, zone left out) and allocate nothing; removal shifts the probe chain back (no
+//!   tombstones).
 //! - **Warming.** The pipeline hashes a whole batch's flows first and loads their index slots,
 //!   then their entries ([`Conntrack::warm`]), so with a table far larger than the caches the
 //!   misses of 64 packets overlap rather than add up.
