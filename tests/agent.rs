@@ -75,13 +75,13 @@ fn reload_keeps_traffic_and_sigterm_exits_cleanly() {
     let _ag2 = lab.agent("agent-hv2", &hv2, &config(2, 1, false));
     assert!(lab.ping_until(&a1, "10.0.0.2", 5));
 
-    // 300 echoes, 10 ms apart; reload twice in the middle.
+    // 600 echoes, 10 ms apart (6 s); reload twice in the middle.
     let ping_log = lab.path("ping.log");
     let ping = lab.spawn(
         "ping",
         &a1,
         &[
-            "ping", "-n", "-q", "-c", "300", "-i", "0.01", "-W", "1", "10.0.0.2",
+            "ping", "-n", "-q", "-c", "600", "-i", "0.01", "-W", "1", "10.0.0.2",
         ],
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -103,12 +103,16 @@ fn reload_keeps_traffic_and_sigterm_exits_cleanly() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(stats(&ag1).revision, 3);
+    assert!(
+        lab.exited(ping).is_none(),
+        "the ping ended before both reloads had landed: they were not made under traffic"
+    );
     let st = lab
         .wait(ping, Duration::from_secs(30))
         .expect("ping finished");
     let out = common::read(&ping_log);
     assert!(
-        st.success() && out.contains("300 received"),
+        st.success() && out.contains("600 received"),
         "echoes lost across reloads:\n{out}"
     );
     let s = stats(&ag1);
