@@ -44,7 +44,7 @@ fn low16(x: u64) -> u16 {
 
 /// Reduces a 64-bit end-around-carry sum to 16 bits.
 #[inline]
-fn fold64(acc: u64) -> u16 {
+pub(crate) fn fold64(acc: u64) -> u16 {
     let s = (acc & 0xffff_ffff) + (acc >> 32); // <= 2^33 - 2
     let s = (s & 0xffff) + (s >> 16); // <= 0xffff + 0x1_ffff
     let s = (s & 0xffff) + (s >> 16); // <= 0xffff + 2
