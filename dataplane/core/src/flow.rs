@@ -305,6 +305,7 @@ fn parse_v6(b: &[u8], outer: bool) -> Result<Flow, Error> {
 }
 
 /// Reads the transport header at `l4` of a packet that ends at `end`.
+#[inline(always)]
 fn transport(
     b: &[u8],
     l4: usize,
