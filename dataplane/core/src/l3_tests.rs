@@ -499,6 +499,51 @@ fn an_unresolved_next_hop_is_probed_and_its_packets_held_until_it_answers() {
     assert_eq!(p.counters().events(Event::NeighborResolved), 1);
 }
 
+/// A neighbour whose MAC changes in the middle of a batch: the packets after the news go to
+/// the new MAC (the pipeline remembers the last neighbour it found, and must forget it).
+#[test]
+fn a_neighbour_that_moves_within_a_batch_is_followed() {
+    let mut p = pipeline();
+    let r = run(&mut p, a1(), &udp4_from_a1("192.168.3.4", 64, true, 20));
+    assert!(matches!(r.action, Action::Flood { .. }));
+    let reply = |mac: MacAddr| {
+        vxlan(
+            200,
+            &eth(
+                RB,
+                mac,
+                0x0806,
+                &arp(2, mac, ip4("10.1.0.99"), RB, ip4("10.1.0.1")),
+            ),
+        )
+    };
+    let r = run(&mut p, vtep(), &reply(X));
+    assert_eq!(r.generated.len(), 1, "the held packet goes out");
+    let moved = MacAddr([0x02, 0x99, 0, 0, 0, 100]);
+    let mut batch = Batch::new();
+    for (source, frame) in [
+        (a1(), udp4_from_a1("192.168.9.9", 64, true, 20)),
+        (a1(), udp4_from_a1("192.168.9.10", 64, true, 20)),
+        (vtep(), reply(moved)),
+        (a1(), udp4_from_a1("192.168.9.11", 64, true, 20)),
+    ] {
+        let mut b = PacketBuf::new(2048);
+        assert!(b.fill(&frame));
+        b.meta.source = source;
+        batch.push(b).unwrap();
+    }
+    let mut pool = BufPool::new(64, 2048);
+    let mut out = Output::new();
+    p.process(T0, &mut batch, &mut pool, &mut out);
+    let dst_mac = |i: usize| batch.packets()[i].data()[8..14].to_vec();
+    assert_eq!(out.actions[0], Action::Vtep(VtepIdx(0)));
+    assert_eq!(dst_mac(0), X.octets());
+    assert_eq!(dst_mac(1), X.octets());
+    assert_eq!(out.actions[2], Action::Consumed);
+    assert_eq!(out.actions[3], Action::Vtep(VtepIdx(0)));
+    assert_eq!(dst_mac(3), moved.octets(), "after the news, the new MAC");
+}
+
 #[test]
 fn a_next_hop_that_never_answers_fails_with_host_unreachable() {
     let mut p = pipeline();

@@ -38,7 +38,7 @@ use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, SegIdx, VtepIdx};
 use crate::lpm::RouteId;
 use crate::nat::Nat;
-use crate::neighbor::{Held, NeighborCache, Timer};
+use crate::neighbor::{Held, NeighKey, NeighborCache, Timer};
 use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::port_security;
 use crate::ratelimit::TokenBucket;
@@ -476,6 +476,10 @@ pub(crate) struct Ctx<'a> {
     last_dst: [Option<(u64, Option<FdbDest>)>; 2],
     /// The last next hop found among the configured bindings.
     last_binding: Option<(SegIdx, IpAddr, Option<Binding>)>,
+    /// The last next hop found reachable in the neighbour cache, and its MAC: reachable until
+    /// an expiry later than `now`, which does not change during the batch. Forgotten whenever
+    /// the cache changes (a neighbour learned, a miss, the timers).
+    pub(crate) last_neighbor: Option<(NeighKey, MacAddr)>,
     /// Whether packets for routers with a large FIB are set aside (while the batch's packets
     /// go through the input steps, not when routing them or running timers).
     deferring: bool,
@@ -558,6 +562,7 @@ impl<'a> Ctx<'a> {
             last_learned: None,
             last_dst: [None; 2],
             last_binding: None,
+            last_neighbor: None,
             deferring: false,
             index: 0,
             deferred,

@@ -233,6 +233,7 @@ impl Ctx<'_> {
     /// Records a neighbour's MAC and sends the packets that were waiting for it.
     fn neighbor_learned(&mut self, rif: RifIdx, addr: IpAddr, mac: MacAddr) {
         let key = NeighKey { rif, addr };
+        self.last_neighbor = None;
         let mut release = std::mem::take(&mut self.l3.release);
         if self.l3.neighbors.confirm(key, mac, self.now, &mut release) {
             self.c.event(Event::NeighborResolved);
@@ -811,9 +812,16 @@ impl Ctx<'_> {
             rif: egress,
             addr: nexthop,
         };
-        if let Some(mac) = self.l3.neighbors.lookup(key, self.now) {
+        if let Some((k, mac)) = self.last_neighbor
+            && k == key
+        {
             return self.send_routed(pkt, egress, mac, None, depth);
         }
+        if let Some(mac) = self.l3.neighbors.lookup(key, self.now) {
+            self.last_neighbor = Some((key, mac));
+            return self.send_routed(pkt, egress, mac, None, depth);
+        }
+        self.last_neighbor = None;
         match self.l3.neighbors.miss(key, iface.router, self.now) {
             Miss::Full => Err(DropReason::NeighborTableFull),
             miss => {
@@ -1026,6 +1034,7 @@ impl Ctx<'_> {
     /// address unreachable error, as many as the ICMP budget allows).
     pub(crate) fn neighbor_timers(&mut self) {
         let mut timers = std::mem::take(&mut self.l3.timers);
+        self.last_neighbor = None;
         self.l3.neighbors.handle_timeout(self.now, &mut timers);
         for t in timers.drain(..) {
             match t {
