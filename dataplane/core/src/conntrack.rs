@@ -276,10 +276,13 @@ impl Conntrack {
     pub fn new(limits: CtLimits, seed: u64) -> Conntrack {
         let max = usize::try_from(limits.max_flows.max(1)).unwrap_or(usize::MAX);
         let mut s = seed;
+        let mut entries = Vec::with_capacity(max);
+        // Before any entry is written (see `weft_prefetch::huge_pages`).
+        weft_prefetch::huge_pages(entries.spare_capacity_mut());
         Conntrack {
             index: Index::new(max),
             seeds: [splitmix(&mut s), splitmix(&mut s)],
-            entries: Vec::with_capacity(max),
+            entries,
             free: Vec::new(),
             live: 0,
             tenants: FxHashMap::default(),

@@ -726,13 +726,17 @@ impl Nat {
         }
         let mut s = seed;
         let seeds = [splitmix(&mut s), splitmix(&mut s)];
+        let (mut sessions, mut mappings) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        // Before any entry is written (see `weft_prefetch::huge_pages`).
+        weft_prefetch::huge_pages(sessions.spare_capacity_mut());
+        weft_prefetch::huge_pages(mappings.spare_capacity_mut());
         Nat {
             limits,
             range_len: u32::from(hi) - u32::from(lo) + 1,
-            sessions: Vec::with_capacity(n),
+            sessions,
             free_session: NONE,
             live_sessions: 0,
-            mappings: Vec::with_capacity(n),
+            mappings,
             free_mapping: NONE,
             live_mappings: 0,
             by_inside: Index::new(n),

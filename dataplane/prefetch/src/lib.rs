@@ -1,8 +1,9 @@
-//! A safe prefetch hint: [`read`] asks the CPU to start loading the cache line that holds a
-//! value, and returns at once.
+//! Safe memory hints: [`read`] asks the CPU to start loading the cache line that holds a
+//! value, and returns at once; [`huge_pages`] asks the kernel to back a large table with
+//! 2 MiB pages.
 //!
-//! The dataplane core (`weft-dataplane`) forbids `unsafe`, and the prefetch intrinsics are
-//! `unsafe` to call. This crate holds that one `unsafe` block. A prefetch has no architectural
+//! The dataplane core (`weft-dataplane`) forbids `unsafe`, and the prefetch intrinsics and
+//! `madvise` are `unsafe` to call. This crate holds those `unsafe` blocks. A prefetch has no architectural
 //! effect: it does not fault, it changes no memory and no register, and the CPU may ignore it.
 //! Only timing changes. The argument is a reference, so it points to live memory anyway.
 //!
@@ -11,7 +12,8 @@
 //! buffer is full. A prefetch retires at once, so all the misses of a batch can be in flight
 //! together.
 //!
-//! On targets other than x86-64 and AArch64, [`read`] does nothing.
+//! On targets other than x86-64 and AArch64, [`read`] does nothing; off Linux, [`huge_pages`]
+//! does nothing.
 
 #![no_std]
 
@@ -43,6 +45,39 @@ pub fn read<T: ?Sized>(value: &T) {
     let _ = p;
 }
 
+/// The size of a transparent huge page on the targets [`huge_pages`] asks for them on.
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back the whole 2 MiB pages that `memory` covers with transparent huge
+/// pages (`madvise(MADV_HUGEPAGE)`), for tables read at random: with 4 KiB pages every lookup
+/// in a table of a hundred megabytes also misses the TLB. Pages already touched are merged
+/// later by the kernel, so call it before the memory is first written. Only a hint, like
+/// [`read`]: the contents stay as they are, and nothing happens where the kernel says no (THP
+/// `never`, or memory that is not anonymous), on other systems, or for less than 2 MiB.
+pub fn huge_pages<T>(memory: &[T]) {
+    #[cfg(target_os = "linux")]
+    {
+        let start = memory.as_ptr().addr();
+        let end = start.saturating_add(size_of_val(memory));
+        let first = start.next_multiple_of(HUGE_PAGE);
+        let last = end & !(HUGE_PAGE - 1);
+        if last > first {
+            let p = memory.as_ptr().cast::<u8>().wrapping_add(first - start);
+            // SAFETY: `[p, p + (last - first))` lies inside `memory`, a live borrowed range,
+            // and is page-aligned, as madvise requires. MADV_HUGEPAGE changes no byte of it:
+            // it marks the range so that the kernel may back it with 2 MiB pages, now or later
+            // (the contents are copied when pages are merged). It is a pure hint: the result
+            // is ignored, since refusing it (EINVAL where THP is not built in) leaves the
+            // memory as it was.
+            unsafe {
+                libc::madvise(p.cast_mut().cast(), last - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = memory;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -52,5 +87,16 @@ mod tests {
         super::read(&v[..]);
         super::read("text");
         assert_eq!(v, [1, 2, 3]);
+    }
+
+    #[test]
+    fn asking_for_huge_pages_changes_nothing() {
+        extern crate std;
+        use std::vec::Vec;
+        let v: Vec<u64> = (0..1u64 << 20).collect();
+        super::huge_pages(&v);
+        super::huge_pages(&v[..3]);
+        super::huge_pages::<u64>(&[]);
+        assert!(v.iter().enumerate().all(|(i, x)| *x == i as u64));
     }
 }
