@@ -1418,6 +1418,36 @@ pub struct StaticNat {
     fip_out: FxHashMap<Ipv4Addr, Ipv4Addr>,
     pf_in: FxHashMap<(u8, Ipv4Addr, u16), (Ipv4Addr, u16)>,
     pf_out: FxHashMap<(u8, Ipv4Addr, u16), (Ipv4Addr, u16)>,
+    /// The external addresses (floating IPs, forwarded addresses) and the internal ones they
+    /// translate to. Every packet a router forwards is checked against the maps; these rule
+    /// out most addresses before any of them is hashed into.
+    outside: AddrFilter,
+    inside: AddrFilter,
+}
+
+/// A 256-bit filter over IPv4 addresses: [`AddrFilter::may_contain`] is true for every address
+/// added, and for about `1 - (255/256)^n` of the others once `n` are in. One multiply and one
+/// load, no hashing.
+#[derive(Debug, Clone, Default)]
+struct AddrFilter([u64; 4]);
+
+impl AddrFilter {
+    /// The word and bit of `a`: the top 8 bits of a multiplicative hash, so that a block of
+    /// consecutive addresses spreads over the bits.
+    fn bit(a: Ipv4Addr) -> (usize, u64) {
+        let h = u32::from(a).wrapping_mul(0x9e37_79b1) >> 24;
+        (usize::try_from(h >> 6).unwrap_or(0) & 3, 1 << (h & 63))
+    }
+
+    fn add(&mut self, a: Ipv4Addr) {
+        let (w, b) = AddrFilter::bit(a);
+        self.0[w] |= b;
+    }
+
+    fn may_contain(&self, a: Ipv4Addr) -> bool {
+        let (w, b) = AddrFilter::bit(a);
+        self.0[w] & b != 0
+    }
 }
 
 impl StaticNat {
@@ -1459,7 +1489,21 @@ impl StaticNat {
                 return Err(StaticNatError::DuplicateForwardTarget(int.0, int.1, int.2));
             }
         }
+        for (o, i) in &t.fip_in {
+            t.outside.add(*o);
+            t.inside.add(*i);
+        }
+        for (&(_, o, _), &(i, _)) in &t.pf_in {
+            t.outside.add(o);
+            t.inside.add(i);
+        }
         Ok(t)
+    }
+
+    /// False for most addresses that are not an external address here (floating IP or
+    /// forwarded address); always true for those that are. No hashing.
+    pub fn may_be_external(&self, ip: Ipv4Addr) -> bool {
+        self.outside.may_contain(ip)
     }
 
     /// Whether there is nothing to translate.
@@ -1470,6 +1514,9 @@ impl StaticNat {
     /// The internal endpoint for external `(proto, ip, port)`: a port forwarding's, else the
     /// floating IP's internal address with the port unchanged.
     pub fn to_internal(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
+        if !self.outside.may_contain(ip) {
+            return None;
+        }
         // An empty map is skipped: `get` would still hash the key and probe (~20 instructions),
         // and most routers have floating IPs or port forwardings, not both.
         if !self.pf_in.is_empty()
@@ -1486,6 +1533,9 @@ impl StaticNat {
     /// The external endpoint for internal `(proto, ip, port)`: the mirror of
     /// [`StaticNat::to_internal`].
     pub fn to_external(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
+        if !self.inside.may_contain(ip) {
+            return None;
+        }
         if !self.pf_out.is_empty()
             && let Some(&(ip, port)) = self.pf_out.get(&(proto, ip, port))
         {
@@ -2772,6 +2822,58 @@ mod tests {
         let received = tf("198.51.100.7", 1, "10.0.0.6", 22, 0).tuple;
         assert_eq!(s.outbound_error(&received), Some(tr("203.0.113.10", 2222)));
         assert!(StaticNat::new(&[], &[]).unwrap().is_empty());
+    }
+
+    /// The address filters never hide a translation: 300 floating IPs and 300 port
+    /// forwardings (more than the 256 bits hold, so the filters are nearly full) are all found
+    /// both ways; and with a few floating IPs most other addresses are ruled out by the filter.
+    #[test]
+    fn address_filters_hide_no_translation() {
+        let host = |base: [u8; 4], i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + i);
+        let fips: Vec<FloatingIp> = (0..300)
+            .map(|i| FloatingIp {
+                external: host([198, 51, 0, 0], i * 7),
+                internal: host([10, 0, 0, 0], i),
+            })
+            .collect();
+        let pfs: Vec<PortForward> = (0..300u16)
+            .map(|i| PortForward {
+                proto: PROTO_TCP,
+                external: host([203, 0, 0, 0], u32::from(i % 50)),
+                external_port: 1000 + i,
+                internal: host([10, 1, 0, 0], u32::from(i)),
+                internal_port: 22,
+            })
+            .collect();
+        let s = StaticNat::new(&fips, &pfs).unwrap();
+        for f in &fips {
+            assert!(s.may_be_external(f.external));
+            assert_eq!(
+                s.to_internal(PROTO_UDP, f.external, 9).unwrap().ip,
+                f.internal
+            );
+            assert_eq!(
+                s.to_external(PROTO_UDP, f.internal, 9).unwrap().ip,
+                f.external
+            );
+        }
+        for p in &pfs {
+            assert!(s.may_be_external(p.external));
+            let t = s
+                .to_internal(PROTO_TCP, p.external, p.external_port)
+                .unwrap();
+            assert_eq!((t.ip, t.port), (p.internal, p.internal_port));
+            let t = s
+                .to_external(PROTO_TCP, p.internal, p.internal_port)
+                .unwrap();
+            assert_eq!((t.ip, t.port), (p.external, p.external_port));
+        }
+        // A router with 8 floating IPs: of 10 000 tenant addresses, at most 8 bits' worth pass.
+        let few = StaticNat::new(&fips[..8], &[]).unwrap();
+        let passed = (0..10_000)
+            .filter(|i| few.may_be_external(host([10, 2, 0, 0], *i)))
+            .count();
+        assert!(passed <= 400, "{passed} of 10 000 passed the filter");
     }
 
     #[test]

@@ -304,8 +304,10 @@ impl RouterNat {
     /// forwarding addresses).
     #[inline]
     pub fn is_external(&self, a: Ipv4Addr) -> bool {
+        // Every IPv4 packet the router forwards asks (hairpinning): the filter answers most
+        // without hashing.
         a == self.gateway_ip
-            || (!self.externals.is_empty() && self.externals.contains(&u32::from(a)))
+            || (self.statics.may_be_external(a) && self.externals.contains(&u32::from(a)))
     }
 
     /// The external addresses other than the gateway's (answered for ARP on the external
