@@ -9,6 +9,10 @@
 //!   source ports × 64 destinations); measured packets spread over them.
 //! - `route4_fw_10k`, `snat_10k`: the same with 10 000 flows or sessions.
 //! - `fip_dnat`: from the uplink to a floating IP → DNAT → router → a local VM port.
+//! - `route4_fw/warmbufs`, `snat/warmbufs`: the 1M cases with their packets copied (untimed)
+//!   into one batch of buffers just before each run, as Weft's I/O hands them over (just
+//!   written by the kernel). The other cases rotate over 256 batches whose buffers have left
+//!   the caches by their turn: `docs/benchmarks.md` says which figure answers which question.
 //! - `new_flows`: new connections per second per core: every packet a new flow admitted by the
 //!   security groups and committed to the tracker. A fresh pipeline each sample: the first
 //!   fill of its tables (which also pays the page faults of their first touch), then
@@ -217,12 +221,15 @@ struct Run {
     pool: BufPool,
     out: Output,
     pristine: Vec<Vec<(Vec<u8>, Source)>>,
+    /// One batch per pristine batch (cold buffers, rotated), or with `warm_bufs` a single
+    /// batch that each pristine batch is copied into, untimed, just before its run.
     batches: Vec<Batch>,
+    warm_bufs: bool,
     next: usize,
 }
 
 impl Run {
-    fn new(case: Case, flows: u32, measured_batches: usize) -> Run {
+    fn new(case: Case, flows: u32, measured_batches: usize, warm_bufs: bool) -> Run {
         let mut p = Pipeline::new(tables(flows.max(1024)));
         let mut pool = BufPool::new(256, 2048);
         if case == Case::Snat {
@@ -249,6 +256,7 @@ impl Run {
             .collect();
         let batches = pristine
             .iter()
+            .take(if warm_bufs { 1 } else { pristine.len() })
             .map(|b| {
                 let mut batch = Batch::new();
                 for (f, s) in b {
@@ -263,23 +271,36 @@ impl Run {
             out: Output::new(),
             pristine,
             batches,
+            warm_bufs,
             next: 0,
         }
     }
 
     fn once(&mut self) -> u64 {
         let i = self.next;
-        self.next = (self.next + 1) % self.batches.len();
+        self.next = (self.next + 1) % self.pristine.len();
+        if self.warm_bufs {
+            self.refill(0, i);
+            let t = self.timed(0);
+            std::hint::black_box(&self.out.actions);
+            return t;
+        }
         let t = self.timed(i);
         std::hint::black_box(&self.out.actions);
-        for (pkt, (f, _)) in self.batches[i]
+        self.refill(i, i);
+        t
+    }
+
+    /// Copies pristine batch `from` into batch `into`, untimed.
+    fn refill(&mut self, into: usize, from: usize) {
+        for (pkt, (f, s)) in self.batches[into]
             .packets_mut()
             .iter_mut()
-            .zip(&self.pristine[i])
+            .zip(&self.pristine[from])
         {
             assert!(pkt.fill(f));
+            pkt.meta.source = *s;
         }
-        t
     }
 
     /// `Pipeline::process` on batch `i`, in TSC ticks. Not inlined, so that callgrind can count
@@ -293,7 +314,7 @@ impl Run {
     }
 
     fn check(&mut self, want: Action) {
-        for _ in 0..self.batches.len() {
+        for _ in 0..self.pristine.len() {
             self.once();
             assert!(
                 self.out.actions.iter().all(|a| *a == want),
@@ -324,22 +345,26 @@ fn main() {
     // The 10k cases are VPP's published table size (the caches hold most of it): set against the
     // 1M cases they show how much of the cost is memory.
     let small = flows.min(10_000);
-    for (name, case, n, want) in [
-        ("route4_fw", Case::RouteFw, flows, Action::Port(PortIdx(0))),
+    let (fw, snat) = (Action::Port(PortIdx(0)), Action::Port(PortIdx(3)));
+    for (name, case, n, want, warm_bufs) in [
+        ("route4_fw", Case::RouteFw, flows, fw, false),
+        ("route4_fw_10k", Case::RouteFw, small, fw, false),
+        ("snat", Case::Snat, flows, snat, false),
+        ("snat_10k", Case::Snat, small, snat, false),
         (
-            "route4_fw_10k",
-            Case::RouteFw,
-            small,
-            Action::Port(PortIdx(0)),
+            "fip_dnat",
+            Case::Fip,
+            flows,
+            Action::Port(PortIdx(2)),
+            false,
         ),
-        ("snat", Case::Snat, flows, Action::Port(PortIdx(3))),
-        ("snat_10k", Case::Snat, small, Action::Port(PortIdx(3))),
-        ("fip_dnat", Case::Fip, flows, Action::Port(PortIdx(2))),
+        ("route4_fw/warmbufs", Case::RouteFw, flows, fw, true),
+        ("snat/warmbufs", Case::Snat, flows, snat, true),
     ] {
         if !name.contains(&filter) {
             continue;
         }
-        let mut r = Run::new(case, n, batches);
+        let mut r = Run::new(case, n, batches, warm_bufs);
         r.check(want);
         let t = tsc::median_measured_ticks_per_packet(samples, calls, BATCH_SIZE, || r.once());
         let state = match case {
@@ -355,7 +380,10 @@ fn main() {
         );
         println!(
             "  {:<24} {:>7.1} cycles/pkt {:>7.2} Mpps/core  ({state})",
-            format!("{name}/64B"),
+            match name.split_once('/') {
+                Some((case, variant)) => format!("{case}/64B/{variant}"),
+                None => format!("{name}/64B"),
+            },
             t,
             hz / t / 1e6
         );
