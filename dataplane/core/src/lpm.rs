@@ -38,6 +38,11 @@
 //!                       (inline: answer = leafvec bit v ? base1 : base0)
 //! ```
 //!
+//! A table of at most 8 prefixes (most tenant routers: their subnets and a default route)
+//! also keeps them as a list, longest first, and [`Lpm4::lookup`]/[`Lpm6::lookup`] scan it: a
+//! few instructions a prefix, where its /24 or /64 is three or four trie levels of about
+//! fifteen each. The batched lookups walk the trie, which big tables have.
+//!
 //! A slot is a leaf when no route longer than the slot's depth starts inside it; its value is
 //! the longest route that covers the whole slot (prefixes are expanded when the trie is built,
 //! so a lookup never backtracks). Consecutive leaf slots with the same value share one entry
@@ -165,6 +170,8 @@ trait Key: Copy + Default {
     fn chunk(self, o: u32) -> u32;
     /// The 64 bits starting at bit `o` (`o < width`), zero-padded past the end.
     fn bits64(self, o: u32) -> u64;
+    /// The whole key, left-aligned in 128 bits (as [`Route::key`]).
+    fn wide(self) -> u128;
 }
 
 impl Key for u32 {
@@ -183,6 +190,11 @@ impl Key for u32 {
     fn bits64(self, o: u32) -> u64 {
         u64::from(self.wrapping_shl(o)) << 32
     }
+
+    #[inline(always)]
+    fn wide(self) -> u128 {
+        u128::from(self) << 96
+    }
 }
 
 impl Key for u128 {
@@ -200,6 +212,11 @@ impl Key for u128 {
     #[inline(always)]
     fn bits64(self, o: u32) -> u64 {
         u64::try_from(self.wrapping_shl(o) >> 64).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn wide(self) -> u128 {
+        self
     }
 }
 
@@ -222,6 +239,22 @@ struct Trie {
     direct_bits: u32,
     /// Distinct prefixes.
     len: usize,
+    /// For a table of at most [`SMALL_MAX`] prefixes (most tenant routers), the prefixes
+    /// again, longest first: [`Trie::lookup`] scans them instead of walking the trie.
+    small: Box<[SmallRoute]>,
+}
+
+/// The most prefixes a table keeps as a list for [`Trie::lookup`]: a scan costs a few
+/// instructions a prefix, a trie level about fifteen, and a small table's /24 or /64 is three
+/// or four levels down.
+const SMALL_MAX: usize = 8;
+
+/// A prefix of a small table: `key & mask == prefix` for the addresses it covers.
+#[derive(Debug, Clone, Copy)]
+struct SmallRoute {
+    prefix: u128,
+    mask: u128,
+    id: RouteId,
 }
 
 impl fmt::Debug for Trie {
@@ -240,6 +273,14 @@ impl Trie {
     /// The longest match for `key`, a `u32` for IPv4 tables and a `u128` for IPv6 ones.
     #[inline(always)]
     fn lookup<K: Key>(&self, key: K) -> Option<RouteId> {
+        if !self.small.is_empty() {
+            let k = key.wide();
+            return self
+                .small
+                .iter()
+                .find(|r| k & r.mask == r.prefix)
+                .map(|r| r.id);
+        }
         let e = *self.direct.get(key.top(self.direct_bits))?;
         if e >= LEAF {
             return (e != NO_ROUTE).then_some(e & !LEAF);
@@ -388,6 +429,7 @@ impl Trie {
             + size_of_val::<[u32]>(&self.direct)
             + size_of_val::<[Node]>(&self.nodes)
             + size_of_val::<[u32]>(&self.leaves)
+            + size_of_val::<[SmallRoute]>(&self.small)
     }
 }
 
@@ -401,6 +443,11 @@ struct Route {
     len: u8,
     /// The value.
     id: u32,
+}
+
+/// The mask of a left-aligned prefix of `len` bits (`len <= 128`).
+fn prefix_mask(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
 /// The prefixes of `routes` (left-aligned keys), checked against `width`, host bits cleared,
@@ -417,9 +464,8 @@ fn normalize(
         if id == NO_ROUTE {
             return Err(LpmError::ReservedRouteId);
         }
-        let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
         v.push(Route {
-            key: key & mask,
+            key: key & prefix_mask(len),
             len,
             id,
         });
@@ -679,6 +725,7 @@ fn build_trie(routes: &[Route], s: u32) -> Result<Trie, LpmError> {
         leaves: b.leaves.into_boxed_slice(),
         direct_bits: s,
         len: routes.len(),
+        small: Box::default(),
     })
 }
 
@@ -688,7 +735,32 @@ fn build(
     width: u8,
 ) -> Result<Trie, LpmError> {
     let routes = normalize(routes, width)?;
-    build_trie(&routes, direct_bits_for(routes.len()))
+    let mut trie = build_trie(&routes, direct_bits_for(routes.len()))?;
+    trie.small = small_list(&routes);
+    Ok(trie)
+}
+
+/// The prefixes of a table of at most [`SMALL_MAX`], longest first (so the first that
+/// matches is the longest); none for a larger table.
+fn small_list(routes: &[Route]) -> Box<[SmallRoute]> {
+    if routes.len() > SMALL_MAX {
+        return Box::default();
+    }
+    let mut v: Vec<(u8, SmallRoute)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r.len,
+                SmallRoute {
+                    prefix: r.key,
+                    mask: prefix_mask(r.len),
+                    id: r.id,
+                },
+            )
+        })
+        .collect();
+    v.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+    v.into_iter().map(|(_, r)| r).collect()
 }
 
 /// An IPv4 longest-prefix-match table. Immutable; build a new one to change it.
@@ -1056,6 +1128,38 @@ mod tests {
         check_random(128, 1..6, 2000, 100_000);
     }
 
+    /// Tables of up to [`SMALL_MAX`] prefixes are scanned as a list by `lookup` (and walked as
+    /// a trie by `lookup_batch`): both agree with the reference, at every boundary of every
+    /// route and at random addresses; one prefix more and the list is gone.
+    #[test]
+    fn small_tables_scan_a_list_with_the_same_answers() {
+        let mut rng = Rng(99);
+        for width in [32u8, 128] {
+            let top = mask(width, width);
+            for seed in 0..400usize {
+                let n = seed % (SMALL_MAX + 2);
+                let rs = random_routes(&mut rng, n, width);
+                let keys = rs
+                    .iter()
+                    .map(|&(k, len, id)| (k << (128 - u32::from(width)), len, id));
+                let t = build(keys, width).unwrap();
+                assert_eq!(t.small.is_empty(), t.len == 0 || t.len > SMALL_MAX, "{t:?}");
+                let naive = Naive::new(&rs, width);
+                let mut addrs: Vec<u128> = rs
+                    .iter()
+                    .flat_map(|&(k, l, _)| boundaries(k, l, width))
+                    .collect();
+                addrs.extend((0..64).map(|_| rng.u128() & top));
+                let batch = lookup_batch_raw(&t, &addrs, width);
+                for (&a, b) in addrs.iter().zip(batch) {
+                    let want = naive.lookup(a);
+                    assert_eq!(lookup_raw(&t, a, width), want, "seed {seed}, {a:#x}");
+                    assert_eq!(b, want, "batch: seed {seed}, {a:#x}");
+                }
+            }
+        }
+    }
+
     /// Every direct array size gives the same answers.
     #[test]
     fn every_direct_size() {
@@ -1347,7 +1451,7 @@ mod tests {
     }
 
     /// Thousands of per-tenant tables fit in a node's memory: a few routes take a few cache
-    /// lines, not a direct array.
+    /// lines (the trie, and the list `lookup` scans: 48 bytes a prefix), not a direct array.
     #[test]
     fn small_tables_are_small() {
         let t = Lpm4::build(&[
@@ -1356,14 +1460,14 @@ mod tests {
             (v4("0.0.0.0"), 0, 3),
         ])
         .unwrap();
-        assert!(t.memory_bytes() <= 256, "{t:?}");
+        assert!(t.memory_bytes() <= 400, "{t:?}");
         let t = Lpm6::build(&[
             (v6("2001:db8:0:1::"), 64, 1),
             (v6("2001:db8:0:2::"), 64, 2),
             (v6("::"), 0, 3),
         ])
         .unwrap();
-        assert!(t.memory_bytes() <= 256, "{t:?}");
+        assert!(t.memory_bytes() <= 400, "{t:?}");
         assert!(Lpm4::build(&[]).unwrap().memory_bytes() <= 128);
     }
 
