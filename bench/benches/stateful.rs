@@ -389,7 +389,7 @@ fn main() {
         );
     }
     // New flows per second: every packet a new flow through the security groups.
-    if !"new_flows".contains(&filter) {
+    if !"new_flows".contains(&filter) && !"new_flows_recycled".contains(&filter) {
         return;
     }
     let (mut first, mut recycled): (Vec<f64>, Vec<f64>) = (0..samples)
