@@ -401,18 +401,17 @@ fn main() {
             (a, new_flows_per_sec(&mut p, &mut pool, later, flows, hz))
         })
         .unzip();
-    for (rates, what) in [
-        (&mut first, "first fill of fresh tables"),
-        (&mut recycled, "after those flows expired"),
+    for (rates, name, what) in [
+        (&mut first, "new_flows/64B", "first fill of fresh tables"),
+        (
+            &mut recycled,
+            "new_flows_recycled/64B",
+            "after those flows expired",
+        ),
     ] {
         rates.sort_by(f64::total_cmp);
         println!(
-            "  {:<24} {:>7.2} M new flows/s/core (routed, classified, committed; {what}; median of {samples})",
-            if what.starts_with("first") {
-                "new_flows/64B"
-            } else {
-                "new_flows_recycled/64B"
-            },
+            "  {name:<24} {:>7.2} M new flows/s/core (routed, classified, committed; {what}; median of {samples})",
             rates[rates.len() / 2] / 1e6
         );
     }

@@ -746,21 +746,15 @@ fn small_list(routes: &[Route]) -> Box<[SmallRoute]> {
     if routes.len() > SMALL_MAX {
         return Box::default();
     }
-    let mut v: Vec<(u8, SmallRoute)> = routes
-        .iter()
-        .map(|r| {
-            (
-                r.len,
-                SmallRoute {
-                    prefix: r.key,
-                    mask: prefix_mask(r.len),
-                    id: r.id,
-                },
-            )
+    let mut v = routes.to_vec();
+    v.sort_by_key(|r| std::cmp::Reverse(r.len));
+    v.iter()
+        .map(|r| SmallRoute {
+            prefix: r.key,
+            mask: prefix_mask(r.len),
+            id: r.id,
         })
-        .collect();
-    v.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-    v.into_iter().map(|(_, r)| r).collect()
+        .collect()
 }
 
 /// An IPv4 longest-prefix-match table. Immutable; build a new one to change it.

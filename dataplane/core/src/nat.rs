@@ -107,7 +107,7 @@ use std::fmt;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::counters::DropReason;
 use crate::flow::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, Transport, Tuple, tcp_flags};
@@ -1418,9 +1418,11 @@ pub struct StaticNat {
     fip_out: FxHashMap<Ipv4Addr, Ipv4Addr>,
     pf_in: FxHashMap<(u8, Ipv4Addr, u16), (Ipv4Addr, u16)>,
     pf_out: FxHashMap<(u8, Ipv4Addr, u16), (Ipv4Addr, u16)>,
-    /// The external addresses (floating IPs, forwarded addresses) and the internal ones they
-    /// translate to. Every packet a router forwards is checked against the maps; these rule
-    /// out most addresses before any of them is hashed into.
+    /// The external addresses: floating IPs and forwarded addresses.
+    externals: FxHashSet<Ipv4Addr>,
+    /// Filters of the external addresses and of the internal ones they translate to. Every
+    /// packet a router forwards is checked against the maps; these rule out most addresses
+    /// before any of them is hashed into.
     outside: AddrFilter,
     inside: AddrFilter,
 }
@@ -1489,21 +1491,26 @@ impl StaticNat {
                 return Err(StaticNatError::DuplicateForwardTarget(int.0, int.1, int.2));
             }
         }
-        for (o, i) in &t.fip_in {
-            t.outside.add(*o);
-            t.inside.add(*i);
-        }
-        for (&(_, o, _), &(i, _)) in &t.pf_in {
+        let fip_pairs = fips.iter().map(|f| (f.external, f.internal));
+        let pf_pairs = forwards.iter().map(|f| (f.external, f.internal));
+        for (o, i) in fip_pairs.chain(pf_pairs) {
+            t.externals.insert(o);
             t.outside.add(o);
             t.inside.add(i);
         }
         Ok(t)
     }
 
-    /// False for most addresses that are not an external address here (floating IP or
-    /// forwarded address); always true for those that are. No hashing.
-    pub fn may_be_external(&self, ip: Ipv4Addr) -> bool {
-        self.outside.may_contain(ip)
+    /// Whether `ip` is an external address here (a floating IP or a forwarded address). Every
+    /// IPv4 packet a NAT router forwards asks (hairpinning): the filter answers most of them
+    /// without hashing.
+    pub fn is_external(&self, ip: Ipv4Addr) -> bool {
+        self.outside.may_contain(ip) && self.externals.contains(&ip)
+    }
+
+    /// The external addresses, in no particular order.
+    pub fn external_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.externals.iter().copied()
     }
 
     /// Whether there is nothing to translate.
@@ -2847,7 +2854,7 @@ mod tests {
             .collect();
         let s = StaticNat::new(&fips, &pfs).unwrap();
         for f in &fips {
-            assert!(s.may_be_external(f.external));
+            assert!(s.is_external(f.external));
             assert_eq!(
                 s.to_internal(PROTO_UDP, f.external, 9).unwrap().ip,
                 f.internal
@@ -2858,7 +2865,7 @@ mod tests {
             );
         }
         for p in &pfs {
-            assert!(s.may_be_external(p.external));
+            assert!(s.is_external(p.external));
             let t = s
                 .to_internal(PROTO_TCP, p.external, p.external_port)
                 .unwrap();
@@ -2871,7 +2878,7 @@ mod tests {
         // A router with 8 floating IPs: of 10 000 tenant addresses, at most 8 bits' worth pass.
         let few = StaticNat::new(&fips[..8], &[]).unwrap();
         let passed = (0..10_000)
-            .filter(|i| few.may_be_external(host([10, 2, 0, 0], *i)))
+            .filter(|i| few.outside.may_contain(host([10, 2, 0, 0], *i)))
             .count();
         assert!(passed <= 400, "{passed} of 10 000 passed the filter");
     }

@@ -295,8 +295,6 @@ pub struct RouterNat {
     pub snat: bool,
     /// Floating IPs and port forwardings.
     pub statics: StaticNat,
-    /// The external addresses other than the gateway's.
-    externals: FxHashSet<u32>,
 }
 
 impl RouterNat {
@@ -304,20 +302,17 @@ impl RouterNat {
     /// forwarding addresses).
     #[inline]
     pub fn is_external(&self, a: Ipv4Addr) -> bool {
-        // Every IPv4 packet the router forwards asks (hairpinning): the filter answers most
-        // without hashing.
-        a == self.gateway_ip
-            || (self.statics.may_be_external(a) && self.externals.contains(&u32::from(a)))
+        a == self.gateway_ip || self.statics.is_external(a)
     }
 
     /// The external addresses other than the gateway's (answered for ARP on the external
     /// segment).
     fn extra_addresses(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
-            .externals
-            .iter()
-            .filter(|a| **a != u32::from(self.gateway_ip))
-            .map(|a| IpAddr::V4(Ipv4Addr::from(*a)))
+            .statics
+            .external_addresses()
+            .filter(|a| *a != self.gateway_ip)
+            .map(IpAddr::V4)
             .collect();
         v.sort();
         v
@@ -360,17 +355,11 @@ fn router_nat(
             internal_port: f.internal_port,
         })
         .collect();
-    let externals = fips
-        .iter()
-        .map(|f| u32::from(f.external))
-        .chain(forwards.iter().map(|f| u32::from(f.external)))
-        .collect();
     Ok(Some(RouterNat {
         gateway,
         gateway_ip,
         snat: gw.enable_snat,
         statics: StaticNat::new(&fips, &forwards)?,
-        externals,
     }))
 }
 
