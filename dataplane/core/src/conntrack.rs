@@ -4,7 +4,7 @@
 //! ```text
 //!  slots: [u64; 2^k]  open addressing, linear probing ──► entries: Vec<Entry> (+ free list)
 //!         seeded hash(proto, endpoints in canonical order)       key (with zone), state,
-//!                                                                windows, expiry
+//!                                                                expiry; TCP windows apart
 //! ```
 //!
 //! - **Key.** A flow is (zone, protocol, two endpoints), the endpoints in a canonical order
@@ -15,8 +15,10 @@
 //! - **Table.** Entries live in a vector reserved up front for the node limit (memory is only
 //!   touched as it fills) with a free list; an index of `u64` slots (32 bits of hash and an
 //!   entry number, the crate's `hashindex` module), at most half full, points into it, so
-//!   probes compare hashes without reading entries. An entry is 96 bytes and its share of the
-//!   index 16 to 32 bytes: at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash
+//!   probes compare hashes without reading entries. An entry is one cache line of 64 bytes
+//!   (key, state, expiry: all a UDP, ICMP or other packet reads), and a TCP flow's sequence
+//!   windows 32 bytes in a table beside it (zeroed memory only TCP flows write); with its share of the index (16 to 32 bytes),
+//!   at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash
 //!   once (seeded, zone left out) and allocate nothing; removal shifts the probe chain back (no
 //!   tombstones).
 //! - **Warming.** The pipeline hashes a whole batch's flows first and loads their index slots,
@@ -151,7 +153,7 @@ pub const GENERIC_TIMEOUT: u32 = 600;
 pub const TCP_UNACKNOWLEDGED_TIMEOUT: u32 = 300;
 
 /// One direction's sequence space (Linux's `ip_ct_tcp_state`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Seen {
     /// Highest sequence number sent + 1.
     end: u32,
@@ -172,23 +174,110 @@ struct Key {
     zone: u32,
 }
 
-/// `repr(C)` so that `key` is first and `flags` last (what [`Conntrack::warm`] prefetches),
-/// aligned to 32 bytes so that the 96 bytes span two cache lines, never three.
+/// What every packet of a flow reads and updates: its key's fields, state and expiry, in one
+/// cache line (64 bytes, aligned). A TCP flow's sequence spaces, which only TCP packets read,
+/// are apart in a [`WindowTable`], so a UDP, ICMP or other lookup touches one line of entries.
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 struct Entry {
-    key: Key,
+    /// [`Key::a`], [`Key::b`].
+    a: [u64; 2],
+    b: [u64; 2],
     generation: u64,
+    zone: u32,
     /// Expiry, whole seconds of [`Timestamp`].
     expires: u32,
     tenant: u32,
-    seen: [Seen; 2],
-    /// Window scale shift per direction (original, reply).
-    scale: [u8; 2],
+    pa: u16,
+    pb: u16,
+    proto: u8,
     /// TCP state ([`Tcp`] as u8).
     tcp: u8,
     /// [`ORIG_IS_A`], [`REPLIED`], [`LIVE`], [`WSCALE_OK`].
     flags: u8,
+    /// Window scale shift per direction (original, reply).
+    scale: [u8; 2],
+}
+
+impl Entry {
+    fn key(&self) -> Key {
+        Key {
+            a: self.a,
+            b: self.b,
+            pa: self.pa,
+            pb: self.pb,
+            proto: self.proto,
+            zone: self.zone,
+        }
+    }
+
+    fn has_key(&self, k: &Key) -> bool {
+        self.a == k.a
+            && self.b == k.b
+            && self.pa == k.pa
+            && self.pb == k.pb
+            && self.proto == k.proto
+            && self.zone == k.zone
+    }
+}
+
+/// A TCP flow's sequence spaces (original, reply), kept in a [`WindowTable`] by entry number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Windows([Seen; 2]);
+
+/// The TCP flows' [`Windows`] by entry number, 32 bytes each, in memory the allocator hands
+/// out zeroed and the OS fills on first touch: only TCP flows write here, so a UDP or ICMP
+/// flow costs no store (nor page) in it. Stored as 16-byte units, one [`Seen`] each, from a
+/// 32-byte boundary (`skew` units in), so a flow's windows never straddle two cache lines.
+#[derive(Debug)]
+struct WindowTable {
+    units: Vec<[u32; 4]>,
+    skew: usize,
+}
+
+impl WindowTable {
+    fn new(max: usize) -> WindowTable {
+        // `vec!` of zeros allocates zeroed memory (calloc), which for a large table is fresh
+        // pages, not written until used.
+        let units = vec![[0u32; 4]; max.saturating_mul(2).saturating_add(1)];
+        // Before any unit is written (see `weft_prefetch::huge_pages`).
+        weft_prefetch::huge_pages(&units);
+        let skew = usize::from(units.as_ptr().addr() % 32 != 0);
+        WindowTable { units, skew }
+    }
+
+    fn bytes(&self) -> usize {
+        self.units.capacity() * size_of::<[u32; 4]>()
+    }
+
+    /// The windows of entry `i` (zero if never set).
+    fn get(&self, i: usize) -> Windows {
+        let at = |u: usize| {
+            let [end, maxend, maxwin, _] = self.units.get(u).copied().unwrap_or_default();
+            Seen {
+                end,
+                maxend,
+                maxwin,
+            }
+        };
+        let u = self.skew + 2 * i;
+        Windows([at(u), at(u + 1)])
+    }
+
+    fn set(&mut self, i: usize, w: Windows) {
+        let u = self.skew + 2 * i;
+        for (k, s) in w.0.iter().enumerate() {
+            if let Some(unit) = self.units.get_mut(u + k) {
+                *unit = [s.end, s.maxend, s.maxwin, 0];
+            }
+        }
+    }
+
+    fn prefetch(&self, i: usize) {
+        if let Some(u) = self.units.get(self.skew + 2 * i) {
+            weft_prefetch::read(u);
+        }
+    }
 }
 
 /// The original direction is from endpoint `a`.
@@ -263,6 +352,8 @@ pub struct Conntrack {
     index: Index,
     seeds: [u64; 2],
     entries: Vec<Entry>,
+    /// Entry `i`'s TCP windows (unused for other protocols).
+    windows: WindowTable,
     free: Vec<u32>,
     live: usize,
     tenants: FxHashMap<u32, u32>,
@@ -283,6 +374,7 @@ impl Conntrack {
             index: Index::new(max),
             seeds: [splitmix(&mut s), splitmix(&mut s)],
             entries,
+            windows: WindowTable::new(max),
             free: Vec::new(),
             live: 0,
             tenants: FxHashMap::default(),
@@ -312,6 +404,7 @@ impl Conntrack {
     pub fn heap_bytes(&self) -> usize {
         self.index.bytes()
             + self.entries.capacity() * size_of::<Entry>()
+            + self.windows.bytes()
             + self.free.capacity() * size_of::<u32>()
     }
 
@@ -320,7 +413,7 @@ impl Conntrack {
         let entries = &self.entries;
         let i = self
             .index
-            .find(key_hash(&self.seeds, k), |i| entries[i].key == *k)?;
+            .find(key_hash(&self.seeds, k), |i| entries[i].has_key(k))?;
         u32::try_from(i).ok()
     }
 
@@ -332,22 +425,25 @@ impl Conntrack {
     }
 
     /// Prefetches what lookups of the flows with these hashes will read first: all their
-    /// index slots, then the entries those point to (both cache lines of each). Issued back to
-    /// back, the misses of a large table overlap instead of being paid one lookup at a time.
-    pub fn warm(&self, hashes: &[u32]) {
+    /// index slots, then the entries those point to (one cache line each), and the windows of
+    /// the TCP ones (bit `i` of `tcp` set: flow `i` is TCP). Issued back to back, the misses of
+    /// a large table overlap instead of being paid one lookup at a time.
+    #[inline]
+    pub fn warm(&self, hashes: &[u32], tcp: u64) {
         for &h in hashes {
             self.index.prefetch(h);
         }
+        let mut tcp = tcp;
         for &h in hashes {
-            if let Some(e) = self
-                .index
-                .first_candidate(h)
-                .and_then(|i| self.entries.get(i))
-            {
-                // `Entry` is `repr(C)`: `key` starts its first cache line, `flags` is in its last.
-                weft_prefetch::read(&e.key);
-                weft_prefetch::read(&e.flags);
+            if let Some(e) = self.index.first_candidate(h) {
+                if let Some(entry) = self.entries.get(e) {
+                    weft_prefetch::read(entry);
+                }
+                if tcp & 1 != 0 {
+                    self.windows.prefetch(e);
+                }
             }
+            tcp >>= 1;
         }
     }
 
@@ -384,16 +480,25 @@ impl Conntrack {
         };
         let generation = ent.generation;
         let ok = match flow.transport {
-            Transport::Tcp { .. } => match tcp_update(ent, dir, &flow.transport, now_s) {
-                TcpVerdict::Ok => Ok(()),
-                TcpVerdict::Invalid => Err(DropReason::ConntrackInvalid),
-                TcpVerdict::Reopen => {
-                    // A new connection on the old tuple: start over.
-                    *ent = new_entry(ent.key, ent.tenant, src_is_a, generation, flow, now_s)
-                        .unwrap_or(*ent);
-                    Ok(())
-                }
-            },
+            Transport::Tcp { .. } => {
+                let mut win = self.windows.get(e as usize);
+                let verdict = match tcp_update(ent, &mut win, dir, &flow.transport, now_s) {
+                    TcpVerdict::Ok => Ok(()),
+                    TcpVerdict::Invalid => Err(DropReason::ConntrackInvalid),
+                    TcpVerdict::Reopen => {
+                        // A new connection on the old tuple: start over.
+                        let k = ent.key();
+                        if let Ok((n, w)) =
+                            new_entry(k, ent.tenant, src_is_a, generation, flow, now_s)
+                        {
+                            (*ent, win) = (n, w);
+                        }
+                        Ok(())
+                    }
+                };
+                self.windows.set(e as usize, win);
+                verdict
+            }
             Transport::Udp => {
                 if dir == Dir::Reply {
                     ent.flags |= REPLIED;
@@ -445,7 +550,7 @@ impl Conntrack {
         now: Timestamp,
     ) -> Result<FlowId, CommitError> {
         let (k, src_is_a) = key_of(zone, &flow.tuple);
-        let ent = new_entry(k, tenant.0, src_is_a, generation, flow, now.secs())?;
+        let (ent, win) = new_entry(k, tenant.0, src_is_a, generation, flow, now.secs())?;
         if self.find(&k).is_some() {
             return Err(CommitError::Invalid(DropReason::ConntrackInvalid));
         }
@@ -467,6 +572,9 @@ impl Conntrack {
                 u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
             }
         };
+        if ent.proto == crate::flow::PROTO_TCP {
+            self.windows.set(ix(idx), win);
+        }
         self.index.insert(key_hash(&self.seeds, &k), ix(idx));
         self.live += 1;
         Ok(FlowId(idx))
@@ -478,16 +586,15 @@ impl Conntrack {
         if e.flags & LIVE == 0 {
             return None;
         }
-        let k = &e.key;
         let (s, d) = if e.flags & ORIG_IS_A != 0 {
-            ((k.a, k.pa), (k.b, k.pb))
+            ((e.a, e.pa), (e.b, e.pb))
         } else {
-            ((k.b, k.pb), (k.a, k.pa))
+            ((e.b, e.pb), (e.a, e.pa))
         };
         Some(Tuple {
             src: unaddr(s.0),
             dst: unaddr(d.0),
-            proto: k.proto,
+            proto: e.proto,
             sport: s.1,
             dport: d.1,
         })
@@ -518,7 +625,7 @@ impl Conntrack {
         if let Some(n) = self.tenants.get_mut(&e.tenant) {
             *n = n.saturating_sub(1);
         }
-        let h = key_hash(&self.seeds, &e.key);
+        let h = key_hash(&self.seeds, &e.key());
         self.index.remove(h, ix(idx));
         self.free.push(idx);
         self.live -= 1;
@@ -530,7 +637,7 @@ impl Conntrack {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.flags & LIVE != 0 && e.key.zone == zone.0)
+            .filter(|(_, e)| e.flags & LIVE != 0 && e.zone == zone.0)
             .filter_map(|(i, _)| u32::try_from(i).ok().map(FlowId))
             .collect();
         for id in &ids {
@@ -570,17 +677,22 @@ fn new_entry(
     generation: u64,
     flow: &Flow,
     now_s: u32,
-) -> Result<Entry, CommitError> {
+) -> Result<(Entry, Windows), CommitError> {
     let mut e = Entry {
-        key,
+        a: key.a,
+        b: key.b,
         generation,
+        zone: key.zone,
         expires: 0,
         tenant,
-        seen: [Seen::default(); 2],
-        scale: [0; 2],
+        pa: key.pa,
+        pb: key.pb,
+        proto: key.proto,
         tcp: Tcp::Close as u8,
         flags: LIVE | if src_is_a { ORIG_IS_A } else { 0 },
+        scale: [0; 2],
     };
+    let mut w = Windows::default();
     let timeout = match flow.transport {
         Transport::Tcp {
             flags,
@@ -603,7 +715,7 @@ fn new_entry(
                 e.flags |= WSCALE_OK;
                 e.scale[0] = w;
             }
-            let s = &mut e.seen[0];
+            let s = &mut w.0[0];
             s.end = end;
             s.maxend = end;
             if syn && flags & tcp_flags::ACK == 0 {
@@ -631,7 +743,7 @@ fn new_entry(
         }
     };
     e.expires = now_s.saturating_add(timeout);
-    Ok(e)
+    Ok((e, w))
 }
 
 enum TcpVerdict {
@@ -641,7 +753,7 @@ enum TcpVerdict {
 }
 
 /// Advances a TCP flow by one segment (state machine and window checks).
-fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict {
+fn tcp_update(e: &mut Entry, w: &mut Windows, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict {
     let Transport::Tcp {
         flags,
         seq,
@@ -679,7 +791,7 @@ fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict 
     // The SYN/ACK (or a simultaneous-open SYN) initialises the reply direction.
     if syn && dir == Dir::Reply && matches!(state, Tcp::SynSent | Tcp::SynRecv) {
         let both = wscale.is_some() && e.flags & WSCALE_OK != 0;
-        let r = &mut e.seen[1];
+        let r = &mut w.0[1];
         r.end = seq.wrapping_add(payload).wrapping_add(1);
         r.maxend = r.end;
         r.maxwin = u32::from(window).max(1);
@@ -696,14 +808,14 @@ fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict 
     } else {
         let end = seq.wrapping_add(payload).wrapping_add(u32::from(fin));
         let win = u32::from(window) << e.scale[si];
-        if e.seen[si].maxwin == 0 {
+        if w.0[si].maxwin == 0 {
             // First segment from this side (picked-up flow): learn it.
-            let s = &mut e.seen[si];
+            let s = &mut w.0[si];
             s.end = end;
             s.maxend = end;
             s.maxwin = win.max(1);
         }
-        let (sender, receiver) = (e.seen[si], e.seen[ri]);
+        let (sender, receiver) = (w.0[si], w.0[ri]);
         let ack_v = if has_ack { ack } else { receiver.end };
         let max_ack_window = sender.maxwin.max(66_000);
         let in_window = before(seq, sender.maxend.wrapping_add(1))
@@ -721,13 +833,13 @@ fn tcp_update(e: &mut Entry, dir: Dir, t: &Transport, now_s: u32) -> TcpVerdict 
         if !in_window {
             return TcpVerdict::Invalid;
         }
-        let s = &mut e.seen[si];
+        let s = &mut w.0[si];
         s.maxwin = s.maxwin.max(win);
         if after(end, s.end) {
             s.end = end;
         }
         if has_ack {
-            let r = &mut e.seen[ri];
+            let r = &mut w.0[ri];
             let top = ack_v.wrapping_add(win.max(1));
             if after(top, r.maxend) || r.maxend == 0 {
                 r.maxend = top;
@@ -956,7 +1068,7 @@ mod tests {
         assert_eq!(c.index.first_candidate(h), Some(ix(id.0)));
         // Either direction, any zone: one hash.
         assert_eq!(c.hash_of(&udp(1000, true).tuple), h);
-        c.warm(&[h, 0, u32::MAX]);
+        c.warm(&[h, 0, u32::MAX], 0b101);
         assert!(matches!(
             c.lookup(Z, &udp(1000, true), T0),
             Lookup::Established { .. }
@@ -1142,8 +1254,78 @@ mod tests {
     }
 
     #[test]
+    fn window_table_keeps_each_flow_in_one_line() {
+        for max in [1usize, 2, 3, 1000, 70_000] {
+            let mut t = WindowTable::new(max);
+            let base = t.units.as_ptr().addr() + 16 * t.skew;
+            assert_eq!(base % 32, 0, "{max}");
+            let w = |i: usize| {
+                let n = u32::try_from(i).unwrap();
+                Windows([
+                    Seen {
+                        end: n,
+                        maxend: n + 1,
+                        maxwin: n + 2,
+                    },
+                    Seen {
+                        end: !n,
+                        maxend: n ^ 0x5555,
+                        maxwin: 7,
+                    },
+                ])
+            };
+            assert_eq!(t.get(max - 1), Windows::default());
+            for i in (0..max).rev() {
+                t.set(i, w(i));
+            }
+            for i in 0..max {
+                assert_eq!(t.get(i), w(i), "{max} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_reused_by_tcp_after_udp_and_by_udp_after_tcp_starts_afresh() {
+        let mut c = ct();
+        // A TCP flow with windows, removed; a UDP flow takes its entry, then goes; a new TCP
+        // flow in the same entry starts from its own SYN, not the old windows.
+        let syn = tcp(true, SYN, 1000, 0, 0);
+        let id = c.commit(Z, T, &syn, 1, T0).unwrap();
+        assert!(matches!(
+            c.lookup(Z, &tcp(false, SYN | ACK, 5000, 1001, 0), T0),
+            Lookup::Established { .. }
+        ));
+        c.remove(id);
+        let u = c.commit(Z, T, &udp(9, false), 1, T0).unwrap();
+        assert_eq!(u, id, "the freed entry is reused");
+        assert!(matches!(
+            c.lookup(Z, &udp(9, true), T0),
+            Lookup::Established { .. }
+        ));
+        c.remove(u);
+        let again = c
+            .commit(Z, T, &tcp(true, SYN, 70_000, 0, 0), 1, T0)
+            .unwrap();
+        assert_eq!(again, id);
+        assert!(matches!(
+            c.lookup(Z, &tcp(false, SYN | ACK, 9000, 70_001, 0), T0),
+            Lookup::Established { .. }
+        ));
+        // The old connection's sequence numbers are outside the new one's windows.
+        assert_eq!(
+            c.lookup(Z, &tcp(true, ACK, 1001, 5001, 0), T0),
+            Lookup::Invalid(DropReason::ConntrackInvalid)
+        );
+        assert!(matches!(
+            c.lookup(Z, &tcp(true, ACK, 70_001, 9001, 0), T0),
+            Lookup::Established { .. }
+        ));
+    }
+
+    #[test]
     fn at_most_128_bytes_per_flow() {
-        assert_eq!(size_of::<Entry>(), 96);
+        assert_eq!(size_of::<Entry>(), 64);
+        assert_eq!(size_of::<Windows>(), 24);
         // Just over a power of two: the index is at its largest per flow (4 slots of 8 bytes).
         let max = (1 << 16) + 1;
         let mut c = Conntrack::new(

@@ -410,6 +410,8 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
     let mut ct_hashes = [0u32; crate::BATCH_SIZE];
     let mut nat_hashes = [[0u32; 2]; crate::BATCH_SIZE];
     let (mut n_ct, mut n_nat) = (0, 0);
+    // Bit i: the flow of `ct_hashes[i]` is TCP.
+    let mut ct_tcp = 0u64;
     for pkt in batch.packets() {
         let data = pkt.data();
         let l2 = match pkt.meta.source {
@@ -436,6 +438,9 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
             && let Some(h) = ct_hashes.get_mut(n_ct)
         {
             *h = ct.hash_of(&tuple);
+            if tuple.proto == crate::flow::PROTO_TCP {
+                ct_tcp |= 1 << n_ct;
+            }
             n_ct += 1;
         }
         if let Some(hs) = nat_hashes_of
@@ -446,7 +451,7 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
         }
     }
     if let Some(ct) = ct {
-        ct.warm(&ct_hashes[..n_ct]);
+        ct.warm(&ct_hashes[..n_ct], ct_tcp);
     }
     if let Some(nat) = nat {
         nat.warm(&nat_hashes[..n_nat]);
