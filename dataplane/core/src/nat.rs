@@ -846,50 +846,52 @@ impl Nat {
         })
     }
 
-    /// The hashes [`Nat::outbound`] (`flow` leaving) and [`Nat::inbound`] (`flow` arriving)
-    /// would look `flow` up with, in any zone, for [`Nat::warm`]; `None` if NAT would not
-    /// look it up at all.
-    pub fn hashes_of(&self, flow: &Flow) -> Option<[u32; 2]> {
-        self.hashes_of_ends(&ends(flow, true)?, &ends(flow, false)?)
+    /// The hashes [`Nat::outbound`] (`flow` leaving: `out`) and [`Nat::inbound`] (`flow`
+    /// arriving: `inb`) would look `flow` up with, in any zone, for [`Nat::warm`]; `None` for a
+    /// direction not asked for or in which NAT would not look it up at all.
+    pub fn hashes_of(&self, flow: &Flow, out: bool, inb: bool) -> [Option<u32>; 2] {
+        [
+            out.then(|| ends(flow, true))
+                .flatten()
+                .map(|e| self.ends_hash(&e)),
+            inb.then(|| ends(flow, false))
+                .flatten()
+                .map(|e| self.ends_hash(&e)),
+        ]
     }
 
     /// [`Nat::hashes_of`] for a TCP or UDP flow known by its tuple alone
     /// ([`flow::peek_tcp_udp`](crate::flow::peek_tcp_udp)).
-    pub fn hashes_of_tcp_udp(&self, t: &Tuple) -> Option<[u32; 2]> {
-        self.hashes_of_ends(&tuple_ends(t, true)?, &tuple_ends(t, false)?)
-    }
-
-    fn hashes_of_ends(&self, out: &Ends, inb: &Ends) -> Option<[u32; 2]> {
-        Some([
-            self.inside_hash(out),
-            key_hash(
-                &self.seeds,
-                inb.proto,
-                inb.ip,
-                inb.port,
-                inb.remote_ip,
-                inb.remote_port,
-            ),
-        ])
-    }
-
-    /// Prefetches what lookups with these [`Nat::hashes_of`] will read first: the index slots,
-    /// then the sessions they point to, back to back so that the misses overlap.
-    pub fn warm(&self, hashes: &[[u32; 2]]) {
-        for h in hashes {
-            self.by_inside.prefetch(h[0]);
-            self.by_outside.prefetch(h[1]);
-        }
-        for h in hashes {
-            let a = self.by_inside.first_candidate(h[0]);
-            let b = self.by_outside.first_candidate(h[1]);
-            for s in [a, b]
-                .into_iter()
+    pub fn hashes_of_tcp_udp(&self, t: &Tuple, out: bool, inb: bool) -> [Option<u32>; 2] {
+        [
+            out.then(|| tuple_ends(t, true))
                 .flatten()
-                .filter_map(|i| self.sessions.get(i))
-            {
-                weft_prefetch::read(s);
-            }
+                .map(|e| self.ends_hash(&e)),
+            inb.then(|| tuple_ends(t, false))
+                .flatten()
+                .map(|e| self.ends_hash(&e)),
+        ]
+    }
+
+    /// Prefetches what lookups with these [`Nat::hashes_of`] will read first (`out`: leaving,
+    /// `inb`: arriving): the index slots, then the sessions they point to, back to back so
+    /// that the misses overlap.
+    pub fn warm(&self, out: &[u32], inb: &[u32]) {
+        for &h in out {
+            self.by_inside.prefetch(h);
+        }
+        for &h in inb {
+            self.by_outside.prefetch(h);
+        }
+        let sessions = out
+            .iter()
+            .filter_map(|&h| self.by_inside.first_candidate(h))
+            .chain(
+                inb.iter()
+                    .filter_map(|&h| self.by_outside.first_candidate(h)),
+            );
+        for s in sessions.filter_map(|i| self.sessions.get(i)) {
+            weft_prefetch::read(s);
         }
     }
 
@@ -966,7 +968,10 @@ impl Nat {
             + self.zones.capacity() * (size_of::<(u32, u32)>() + 1)
     }
 
-    fn inside_hash(&self, e: &Ends) -> u32 {
+    /// The hash of a lookup by `e`: in the inside index (`e` from [`ends`] leaving: the
+    /// internal endpoint and the remote one) or the outside index (arriving: the external
+    /// endpoint and the remote one).
+    fn ends_hash(&self, e: &Ends) -> u32 {
         key_hash(
             &self.seeds,
             e.proto,
@@ -978,7 +983,7 @@ impl Nat {
     }
 
     fn find_inside(&self, zone: u32, e: &Ends) -> Option<usize> {
-        let h = self.inside_hash(e);
+        let h = self.ends_hash(e);
         let sessions = &self.sessions;
         self.by_inside.find(h, |i| {
             let s = &sessions[i];
@@ -993,14 +998,7 @@ impl Nat {
 
     /// The live session for an inbound key; an expired one is freed.
     fn find_outside(&mut self, zone: u32, e: &Ends, now: u32) -> Option<usize> {
-        let h = key_hash(
-            &self.seeds,
-            e.proto,
-            e.ip,
-            e.port,
-            e.remote_ip,
-            e.remote_port,
-        );
+        let h = self.ends_hash(e);
         let sessions = &self.sessions;
         let i = self.by_outside.find(h, |i| {
             let s = &sessions[i];
@@ -1110,7 +1108,7 @@ impl Nat {
             self.sessions.push(s);
             self.sessions.len() - 1
         };
-        let hi = self.inside_hash(e);
+        let hi = self.ends_hash(e);
         self.by_inside.insert(hi, i);
         let ho = key_hash(
             &self.seeds,
@@ -1138,7 +1136,7 @@ impl Nat {
             remote_ip: s.remote_ip,
             remote_port: s.remote_port,
         };
-        let hi = self.inside_hash(&inside);
+        let hi = self.ends_hash(&inside);
         self.by_inside.remove(hi, i);
         let ho = key_hash(
             &self.seeds,
@@ -2144,16 +2142,21 @@ mod tests {
             .find(|(_, s)| s.proto != 0)
             .unwrap();
         // Leaving: the inside index; the reply arriving at the external address: the outside.
-        assert_eq!(
-            n.by_inside.first_candidate(n.hashes_of(&out).unwrap()[0]),
-            Some(i)
-        );
+        let [h_out, none] = n.hashes_of(&out, true, false);
+        assert_eq!(none, None);
+        assert_eq!(n.by_inside.first_candidate(h_out.unwrap()), Some(i));
         let back = uf("198.51.100.7", 53, EXT, x.port);
+        let [none, h_in] = n.hashes_of(&back, false, true);
+        assert_eq!(none, None);
+        assert_eq!(n.by_outside.first_candidate(h_in.unwrap()), Some(i));
+        // The tuple alone gives the same hashes.
         assert_eq!(
-            n.by_outside.first_candidate(n.hashes_of(&back).unwrap()[1]),
-            Some(i)
+            n.hashes_of_tcp_udp(&out.tuple, true, true)[0],
+            h_out,
+            "leaving"
         );
-        n.warm(&[n.hashes_of(&out).unwrap(), [0, 0]]);
+        assert_eq!(n.hashes_of_tcp_udp(&back.tuple, true, true)[1], h_in);
+        n.warm(&[h_out.unwrap(), 0], &[h_in.unwrap()]);
         assert_eq!(n.inbound(Z, &back, t(2)), Some(tr("10.0.0.5", 5000)));
     }
 

@@ -370,7 +370,7 @@ impl Pipeline {
         let ct = self.st.ct.as_ref().filter(|ct| !ct.is_empty());
         let nat = self.st.nat.as_ref().filter(|n| n.sessions() > 0);
         if ct.is_some() || nat.is_some() {
-            warm_flow_state(ct, nat, batch);
+            warm_flow_state(&self.tables, ct, nat, batch);
         }
         let mut ctx = Ctx::new(
             &self.tables,
@@ -406,10 +406,12 @@ impl Pipeline {
 /// cache misses of large tables overlap across the batch instead of being paid one packet at
 /// a time. Only a hint: what the packets turn out to be (and which zones they meet) is decided
 /// later as usual.
-fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
+fn warm_flow_state(t: &Tables, ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
     let mut ct_hashes = [0u32; crate::BATCH_SIZE];
-    let mut nat_hashes = [[0u32; 2]; crate::BATCH_SIZE];
-    let (mut n_ct, mut n_nat) = (0, 0);
+    // NAT lookups of packets leaving (by inside endpoints) and arriving (by outside ones).
+    let mut nat_out = [0u32; crate::BATCH_SIZE];
+    let mut nat_in = [0u32; crate::BATCH_SIZE];
+    let (mut n_ct, mut n_out, mut n_in) = (0, 0, 0);
     // Bit i: the flow of `ct_hashes[i]` is TCP.
     let mut ct_tcp = 0u64;
     for pkt in batch.packets() {
@@ -427,12 +429,16 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
             continue;
         }
         // TCP and UDP, most of the traffic, by their ports alone; the rest by the full parse.
-        let (tuple, nat_hashes_of) = match crate::flow::peek_tcp_udp(l3) {
-            Some(t) => (t, nat.and_then(|n| n.hashes_of_tcp_udp(&t))),
+        let peeked = crate::flow::peek_tcp_udp(l3);
+        let parsed = match peeked {
+            Some(_) => None,
             None => match crate::flow::parse(l3) {
-                Ok(f) => (f.tuple, nat.and_then(|n| n.hashes_of(&f))),
+                Ok(f) => Some(f),
                 Err(_) => continue,
             },
+        };
+        let Some(tuple) = peeked.or(parsed.as_ref().map(|f| f.tuple)) else {
+            continue;
         };
         if let Some(ct) = ct
             && let Some(h) = ct_hashes.get_mut(n_ct)
@@ -443,18 +449,39 @@ fn warm_flow_state(ct: Option<&Conntrack>, nat: Option<&Nat>, batch: &Batch) {
             }
             n_ct += 1;
         }
-        if let Some(hs) = nat_hashes_of
-            && let Some(h) = nat_hashes.get_mut(n_nat)
-        {
-            *h = hs;
-            n_nat += 1;
+        if let Some(nat) = nat {
+            // NAT looks up a packet from a VM as leaving, one from an uplink as arriving; one
+            // from the underlay may be either (its segment is not known yet).
+            let (out, inb) = match pkt.meta.source {
+                Source::Port(p) => {
+                    let uplink = t.ports.get(p.get()).is_some_and(|p| p.uplink);
+                    (!uplink, uplink)
+                }
+                _ => (true, true),
+            };
+            let [h_out, h_in] = match &parsed {
+                Some(f) => nat.hashes_of(f, out, inb),
+                None => nat.hashes_of_tcp_udp(&tuple, out, inb),
+            };
+            if let Some(h) = h_out
+                && let Some(slot) = nat_out.get_mut(n_out)
+            {
+                *slot = h;
+                n_out += 1;
+            }
+            if let Some(h) = h_in
+                && let Some(slot) = nat_in.get_mut(n_in)
+            {
+                *slot = h;
+                n_in += 1;
+            }
         }
     }
     if let Some(ct) = ct {
         ct.warm(&ct_hashes[..n_ct], ct_tcp);
     }
     if let Some(nat) = nat {
-        nat.warm(&nat_hashes[..n_nat]);
+        nat.warm(&nat_out[..n_out], &nat_in[..n_in]);
     }
 }
 
