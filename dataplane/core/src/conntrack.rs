@@ -2,7 +2,7 @@
 //! later packets and replies pass without classification.
 //!
 //! ```text
-//!  slots: [u64; 2^k]  open addressing, linear probing ──► entries: Vec<Entry> (+ free list)
+//!  slots: [u64; 2^k]  open addressing, linear probing ──► entries: Vec<Entry> (free: linked)
 //!         seeded hash(proto, endpoints in canonical order)       key (with zone), state,
 //!                                                                expiry; TCP windows apart
 //! ```
@@ -13,14 +13,15 @@
 //!   IPv4-mapped IPv6 addresses. A zone is a VM port: the same 5-tuple in two zones is two
 //!   flows (a flow between two VMs is tracked at both ports).
 //! - **Table.** Entries live in a vector reserved up front for the node limit (memory is only
-//!   touched as it fills) with a free list; an index of `u64` slots (32 bits of hash and an
-//!   entry number, the crate's `hashindex` module), at most half full, points into it, so
-//!   probes compare hashes without reading entries. An entry is one cache line of 64 bytes
-//!   (key, state, expiry: all a UDP, ICMP or other packet reads), and a TCP flow's sequence
-//!   windows 32 bytes in a table beside it (zeroed memory only TCP flows write); with its share of the index (16 to 32 bytes),
-//!   at most 128 bytes per flow ([`Conntrack::heap_bytes`]). Lookups hash
-//!   once (seeded, zone left out) and allocate nothing; removal shifts the probe chain back (no
-//!   tombstones).
+//!   touched as it fills); free entries are a list linked through the entries themselves. An
+//!   index of `u64` slots (32 bits of hash and an entry number, the crate's `hashindex`
+//!   module), at most half full, points into it, so probes compare hashes without reading
+//!   entries. An entry is one cache line of 64 bytes (key, state, expiry: all a UDP, ICMP or
+//!   other packet reads), and a TCP flow's sequence windows 32 bytes in a table beside it
+//!   (zeroed memory only TCP flows write). With its share of the index (16 to 32 bytes), at
+//!   most 128 bytes per flow ([`Conntrack::heap_bytes`]), however many flows come and go.
+//!   Lookups hash once (seeded, zone left out) and allocate nothing; removal shifts the probe
+//!   chain back (no tombstones).
 //! - **Warming.** The pipeline hashes a whole batch's flows first and loads their index slots,
 //!   then their entries ([`Conntrack::warm`]), so with a table far larger than the caches the
 //!   misses of 64 packets overlap rather than add up.
@@ -242,7 +243,9 @@ impl WindowTable {
         let units = vec![[0u32; 4]; max.saturating_mul(2).saturating_add(1)];
         // Before any unit is written (see `weft_prefetch::huge_pages`).
         weft_prefetch::huge_pages(&units);
-        let skew = usize::from(units.as_ptr().addr() % 32 != 0);
+        // The allocator aligns to 16 bytes (calloc does on the targets we run on): one unit
+        // in, if need be, is a 32-byte boundary. Only speed depends on it.
+        let skew = usize::from(!units.as_ptr().addr().is_multiple_of(32));
         WindowTable { units, skew }
     }
 
@@ -286,6 +289,8 @@ const ORIG_IS_A: u8 = 1;
 const REPLIED: u8 = 2;
 /// The entry holds a flow (not on the free list).
 const LIVE: u8 = 4;
+/// The end of the free list.
+const NO_FREE: u32 = u32::MAX;
 /// The original direction's SYN carried the window-scale option.
 const WSCALE_OK: u8 = 8;
 
@@ -354,7 +359,9 @@ pub struct Conntrack {
     entries: Vec<Entry>,
     /// Entry `i`'s TCP windows (unused for other protocols).
     windows: WindowTable,
-    free: Vec<u32>,
+    /// The first free entry, [`NO_FREE`] if none: free entries form a list linked through
+    /// their `tenant` field, so the list takes no memory of its own.
+    free: u32,
     live: usize,
     tenants: FxHashMap<u32, u32>,
     limits: CtLimits,
@@ -375,7 +382,7 @@ impl Conntrack {
             seeds: [splitmix(&mut s), splitmix(&mut s)],
             entries,
             windows: WindowTable::new(max),
-            free: Vec::new(),
+            free: NO_FREE,
             live: 0,
             tenants: FxHashMap::default(),
             limits,
@@ -402,10 +409,7 @@ impl Conntrack {
 
     /// Heap bytes the table holds (reserved entries included).
     pub fn heap_bytes(&self) -> usize {
-        self.index.bytes()
-            + self.entries.capacity() * size_of::<Entry>()
-            + self.windows.bytes()
-            + self.free.capacity() * size_of::<u32>()
+        self.index.bytes() + self.entries.capacity() * size_of::<Entry>() + self.windows.bytes()
     }
 
     /// The entry holding `k`.
@@ -562,9 +566,11 @@ impl Conntrack {
             return Err(CommitError::TenantFull);
         }
         *n += 1;
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.entries[i as usize] = ent;
+        let idx = match self.entries.get_mut(self.free as usize) {
+            Some(e) => {
+                let i = self.free;
+                self.free = e.tenant;
+                *e = ent;
                 i
             }
             None => {
@@ -626,8 +632,9 @@ impl Conntrack {
             *n = n.saturating_sub(1);
         }
         let h = key_hash(&self.seeds, &e.key());
+        e.tenant = self.free;
+        self.free = idx;
         self.index.remove(h, ix(idx));
-        self.free.push(idx);
         self.live -= 1;
     }
 
@@ -1335,30 +1342,41 @@ mod tests {
             },
             7,
         );
+        let tcp_from = |i: u32| Flow {
+            tuple: Tuple {
+                src: IpAddr::V6(std::net::Ipv6Addr::from_bits(u128::from(i))),
+                dst: "2001:db8::1".parse().unwrap(),
+                proto: 6,
+                sport: 1,
+                dport: 2,
+            },
+            transport: Transport::Tcp {
+                flags: SYN,
+                seq: 1,
+                ack: 0,
+                window: 1,
+                wscale: None,
+                payload: 0,
+            },
+            l4: 40,
+            fragmented: false,
+        };
         for i in 0..max {
-            let f = Flow {
-                tuple: Tuple {
-                    src: IpAddr::V6(std::net::Ipv6Addr::from_bits(u128::from(i))),
-                    dst: "2001:db8::1".parse().unwrap(),
-                    proto: 6,
-                    sport: 1,
-                    dport: 2,
-                },
-                transport: Transport::Tcp {
-                    flags: SYN,
-                    seq: 1,
-                    ack: 0,
-                    window: 1,
-                    wscale: None,
-                    payload: 0,
-                },
-                l4: 40,
-                fragmented: false,
-            };
-            c.commit(Z, T, &f, 1, T0).unwrap();
+            c.commit(Z, T, &tcp_from(i), 1, T0).unwrap();
         }
         assert_eq!(c.len(), max as usize);
         let per_flow = c.heap_bytes() / c.len();
         assert!(per_flow <= 128, "{per_flow} bytes per flow");
+        // Churn: every flow removed and tracked again (the free list holds them all at once).
+        let full = c.heap_bytes();
+        for i in 0..max {
+            c.remove(FlowId(i));
+        }
+        assert!(c.is_empty());
+        for i in 0..max {
+            c.commit(Z, T, &tcp_from(i), 1, T0).unwrap();
+        }
+        assert_eq!(c.len(), max as usize);
+        assert_eq!(c.heap_bytes(), full, "no memory grows with churn");
     }
 }

@@ -1110,14 +1110,11 @@ impl Nat {
         };
         let hi = self.ends_hash(e);
         self.by_inside.insert(hi, i);
-        let ho = key_hash(
-            &self.seeds,
-            e.proto,
-            ext_ip,
-            ext_port,
-            e.remote_ip,
-            e.remote_port,
-        );
+        let ho = self.ends_hash(&Ends {
+            ip: ext_ip,
+            port: ext_port,
+            ..*e
+        });
         self.by_outside.insert(ho, i);
         self.live_sessions += 1;
         *self.zones.entry(zone).or_insert(0) += 1;
@@ -1138,14 +1135,11 @@ impl Nat {
         };
         let hi = self.ends_hash(&inside);
         self.by_inside.remove(hi, i);
-        let ho = key_hash(
-            &self.seeds,
-            s.proto,
-            s.ext_ip,
-            s.ext_port,
-            s.remote_ip,
-            s.remote_port,
-        );
+        let ho = self.ends_hash(&Ends {
+            ip: s.ext_ip,
+            port: s.ext_port,
+            ..inside
+        });
         self.by_outside.remove(ho, i);
 
         let m = ix(s.mapping);

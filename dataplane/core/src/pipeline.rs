@@ -401,6 +401,9 @@ impl Pipeline {
     }
 }
 
+// `warm_flow_state` marks a batch's TCP flows in the bits of one `u64`.
+const _: () = assert!(crate::BATCH_SIZE <= 64);
+
 /// Loads, for every IP packet of `batch`, the index slots of its flow in the connection
 /// tracker and NAT, then the entries those slots point to, before the batch is processed: the
 /// cache misses of large tables overlap across the batch instead of being paid one packet at
@@ -450,14 +453,19 @@ fn warm_flow_state(t: &Tables, ct: Option<&Conntrack>, nat: Option<&Nat>, batch:
             n_ct += 1;
         }
         if let Some(nat) = nat {
-            // NAT looks up a packet from a VM as leaving, one from an uplink as arriving; one
-            // from the underlay may be either (its segment is not known yet).
+            // NAT looks a packet up as arriving if it enters a router by its gateway, so on
+            // an external segment: from the uplink, or from a VM port on that segment (which
+            // may also be leaving, by another router's gateway). Other packets only leave;
+            // so do those from the underlay, since no VNI with an uplink is reached by VXLAN.
             let (out, inb) = match pkt.meta.source {
-                Source::Port(p) => {
-                    let uplink = t.ports.get(p.get()).is_some_and(|p| p.uplink);
-                    (!uplink, uplink)
-                }
-                _ => (true, true),
+                Source::Port(p) => t.ports.get(p.get()).map_or((true, true), |port| {
+                    let external = t
+                        .segments
+                        .get(port.seg.get())
+                        .is_some_and(|s| s.uplink.is_some());
+                    (!port.uplink, external)
+                }),
+                _ => (true, false),
             };
             let [h_out, h_in] = match &parsed {
                 Some(f) => nat.hashes_of(f, out, inb),
