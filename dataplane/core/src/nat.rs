@@ -850,27 +850,30 @@ impl Nat {
     /// arriving: `inb`) would look `flow` up with, in any zone, for [`Nat::warm`]; `None` for a
     /// direction not asked for or in which NAT would not look it up at all.
     pub fn hashes_of(&self, flow: &Flow, out: bool, inb: bool) -> [Option<u32>; 2] {
-        [
-            out.then(|| ends(flow, true))
-                .flatten()
-                .map(|e| self.ends_hash(&e)),
-            inb.then(|| ends(flow, false))
-                .flatten()
-                .map(|e| self.ends_hash(&e)),
-        ]
+        self.hashes_by(out, inb, |leaving| ends(flow, leaving))
     }
 
     /// [`Nat::hashes_of`] for a TCP or UDP flow known by its tuple alone
     /// ([`flow::peek_tcp_udp`](crate::flow::peek_tcp_udp)).
     pub fn hashes_of_tcp_udp(&self, t: &Tuple, out: bool, inb: bool) -> [Option<u32>; 2] {
-        [
-            out.then(|| tuple_ends(t, true))
+        self.hashes_by(out, inb, |leaving| tuple_ends(t, leaving))
+    }
+
+    /// The hashes of the directions asked for, `ends_of(leaving)` giving a direction's key.
+    #[inline(always)]
+    fn hashes_by(
+        &self,
+        out: bool,
+        inb: bool,
+        ends_of: impl Fn(bool) -> Option<Ends>,
+    ) -> [Option<u32>; 2] {
+        let hash = |asked: bool, leaving: bool| {
+            asked
+                .then(|| ends_of(leaving))
                 .flatten()
-                .map(|e| self.ends_hash(&e)),
-            inb.then(|| tuple_ends(t, false))
-                .flatten()
-                .map(|e| self.ends_hash(&e)),
-        ]
+                .map(|e| self.ends_hash(&e))
+        };
+        [hash(out, true), hash(inb, false)]
     }
 
     /// Prefetches what lookups with these [`Nat::hashes_of`] will read first (`out`: leaving,

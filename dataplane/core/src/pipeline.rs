@@ -432,6 +432,8 @@ fn warm_flow_state(t: &Tables, ct: Option<&Conntrack>, nat: Option<&Nat>, batch:
             continue;
         }
         // TCP and UDP, most of the traffic, by their ports alone; the rest by the full parse.
+        // (This shape, the parse kept as an `Option` beside the peek, compiled to the fewest
+        // instructions of those measured: returning both from one `match` cost 34 to 51 more.)
         let peeked = crate::flow::peek_tcp_udp(l3);
         let parsed = match peeked {
             Some(_) => None,
