@@ -5,6 +5,7 @@
 //! crate README for the invariants and `docs/architecture.md` for where it sits.
 #![forbid(unsafe_code)]
 
+pub(crate) mod addr_filter;
 pub mod config;
 pub mod config_delta;
 pub mod conntrack;

@@ -109,6 +109,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::addr_filter::AddrFilter;
 use crate::counters::DropReason;
 use crate::flow::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, Transport, Tuple, tcp_flags};
 use crate::hashindex::{Index, fold_mul, ix, lo32, splitmix};
@@ -1422,31 +1423,6 @@ pub struct StaticNat {
     inside: AddrFilter,
 }
 
-/// A 256-bit filter over IPv4 addresses: [`AddrFilter::may_contain`] is true for every address
-/// added, and for about `1 - (255/256)^n` of the others once `n` are in. One multiply and one
-/// load, no hashing.
-#[derive(Debug, Clone, Default)]
-struct AddrFilter([u64; 4]);
-
-impl AddrFilter {
-    /// The word and bit of `a`: the top 8 bits of a multiplicative hash, so that a block of
-    /// consecutive addresses spreads over the bits.
-    fn bit(a: Ipv4Addr) -> (usize, u64) {
-        let h = u32::from(a).wrapping_mul(0x9e37_79b1) >> 24;
-        (usize::try_from(h >> 6).unwrap_or(0) & 3, 1 << (h & 63))
-    }
-
-    fn add(&mut self, a: Ipv4Addr) {
-        let (w, b) = AddrFilter::bit(a);
-        self.0[w] |= b;
-    }
-
-    fn may_contain(&self, a: Ipv4Addr) -> bool {
-        let (w, b) = AddrFilter::bit(a);
-        self.0[w] & b != 0
-    }
-}
-
 impl StaticNat {
     /// Builds the tables, refusing duplicates either way and addresses used both ways
     /// (Neutron refuses them too: a floating IP is either associated with a port or carries
@@ -1490,8 +1466,8 @@ impl StaticNat {
         let pf_pairs = forwards.iter().map(|f| (f.external, f.internal));
         for (o, i) in fip_pairs.chain(pf_pairs) {
             t.externals.insert(o);
-            t.outside.add(o);
-            t.inside.add(i);
+            t.outside.add_v4(o);
+            t.inside.add_v4(i);
         }
         Ok(t)
     }
@@ -1500,7 +1476,7 @@ impl StaticNat {
     /// IPv4 packet a NAT router forwards asks (hairpinning): the filter answers most of them
     /// without hashing.
     pub fn is_external(&self, ip: Ipv4Addr) -> bool {
-        self.outside.may_contain(ip) && self.externals.contains(&ip)
+        self.outside.may_contain_v4(ip) && self.externals.contains(&ip)
     }
 
     /// The external addresses, in no particular order.
@@ -1516,7 +1492,7 @@ impl StaticNat {
     /// The internal endpoint for external `(proto, ip, port)`: a port forwarding's, else the
     /// floating IP's internal address with the port unchanged.
     pub fn to_internal(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
-        if !self.outside.may_contain(ip) {
+        if !self.outside.may_contain_v4(ip) {
             return None;
         }
         // An empty map is skipped: `get` would still hash the key and probe (~20 instructions),
@@ -1535,7 +1511,7 @@ impl StaticNat {
     /// The external endpoint for internal `(proto, ip, port)`: the mirror of
     /// [`StaticNat::to_internal`].
     pub fn to_external(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
-        if !self.inside.may_contain(ip) {
+        if !self.inside.may_contain_v4(ip) {
             return None;
         }
         if !self.pf_out.is_empty()
@@ -2878,7 +2854,7 @@ mod tests {
         // A router with 8 floating IPs: of 10 000 tenant addresses, at most 8 bits' worth pass.
         let few = StaticNat::new(&fips[..8], &[]).unwrap();
         let passed = (0..10_000)
-            .filter(|i| few.outside.may_contain(host([10, 2, 0, 0], *i)))
+            .filter(|i| few.outside.may_contain_v4(host([10, 2, 0, 0], *i)))
             .count();
         assert!(passed <= 400, "{passed} of 10 000 passed the filter");
     }
