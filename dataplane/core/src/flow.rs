@@ -139,7 +139,87 @@ pub struct Flow {
 
 /// Parses the packet starting at `l3` (an IPv4 or IPv6 header; the version nibble decides).
 /// Bytes after the IP total/payload length are ignored (Ethernet padding).
+#[inline]
 pub fn parse(l3: &[u8]) -> Result<Flow, Error> {
+    match parse_v4_tcp_udp(l3) {
+        Some(f) => Ok(f),
+        None => parse_any(l3),
+    }
+}
+
+/// [`parse`] for the common case, inlined where it is called: an unfragmented IPv4 packet
+/// without options carrying a TCP segment (not a SYN, whose options are read) or a UDP
+/// datagram, whose headers fit in its length. `None` for anything else, which the full walk
+/// settles (the answer is the same either way: `flow::tests` compares them).
+#[inline(always)]
+fn parse_v4_tcp_udp(b: &[u8]) -> Option<Flow> {
+    let h = b.get(..20)?;
+    if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let t = b.get(20..total)?;
+    let mut tuple = v4_tuple(h);
+    let transport = match (tuple.proto, t) {
+        (PROTO_UDP, [s0, s1, d0, d1, _, _, _, _, ..]) => {
+            (tuple.sport, tuple.dport) = (
+                u16::from_be_bytes([*s0, *s1]),
+                u16::from_be_bytes([*d0, *d1]),
+            );
+            Transport::Udp
+        }
+        (
+            PROTO_TCP,
+            [
+                s0,
+                s1,
+                d0,
+                d1,
+                q0,
+                q1,
+                q2,
+                q3,
+                a0,
+                a1,
+                a2,
+                a3,
+                off,
+                flags,
+                w0,
+                w1,
+                ..,
+            ],
+        ) => {
+            let hl = usize::from(off >> 4) * 4;
+            if hl < 20 || hl > t.len() || flags & tcp_flags::SYN != 0 {
+                return None;
+            }
+            (tuple.sport, tuple.dport) = (
+                u16::from_be_bytes([*s0, *s1]),
+                u16::from_be_bytes([*d0, *d1]),
+            );
+            Transport::Tcp {
+                flags: *flags,
+                seq: u32::from_be_bytes([*q0, *q1, *q2, *q3]),
+                ack: u32::from_be_bytes([*a0, *a1, *a2, *a3]),
+                window: u16::from_be_bytes([*w0, *w1]),
+                wscale: None,
+                payload: u32::try_from(t.len() - hl).unwrap_or(u32::MAX),
+            }
+        }
+        _ => return None,
+    };
+    Some(Flow {
+        tuple,
+        transport,
+        l4: 20,
+        fragmented: false,
+    })
+}
+
+/// [`parse`]'s full walk: every IP version, option, fragment and protocol.
+#[inline(never)]
+fn parse_any(l3: &[u8]) -> Result<Flow, Error> {
     match l3.first().map(|b| b >> 4) {
         Some(4) => parse_v4(l3, true),
         Some(6) => parse_v6(l3, true),
@@ -672,6 +752,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_inlined_common_case_answers_as_the_full_walk() {
+        // A TCP segment with data (ACK|PSH, a timestamp option), a bare ACK, UDP with padding,
+        // a SYN (left to the full walk for its options) and a first fragment.
+        let mut data = v4_header(6, [10, 0, 0, 1], [10, 0, 1, 5], 32 + 5, 0x4000);
+        data.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0x03, 0xe9, 0, 1, 0, 1, 0x80, 0x18]);
+        data.extend_from_slice(&[0x01, 0xf5, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        data.extend_from_slice(b"hello");
+        let mut ack = v4_header(6, [10, 0, 0, 1], [10, 0, 1, 5], 20, 0);
+        ack.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0x03, 0xe9, 0, 1, 0, 1, 0x50, 0x10]);
+        ack.extend_from_slice(&[0x01, 0xf5, 0, 0, 0, 0]);
+        let mut padded = ipv4_udp(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            5353,
+            53,
+            3,
+        );
+        padded.extend_from_slice(&[0; 6]);
+        let mut first_fragment = v4_header(6, [10, 0, 0, 1], [10, 0, 0, 2], 20, 0x2000);
+        first_fragment.extend_from_slice(&ack[20..]);
+        let base = [data, ack, padded, tcp_syn(), first_fragment];
+        // The common case is taken for the first three, not for the SYN or the fragment.
+        let taken: Vec<bool> = base.iter().map(|p| parse_v4_tcp_udp(p).is_some()).collect();
+        assert_eq!(taken, [true, true, true, false, false]);
+        // Whatever the bytes and length, both give the same answer.
+        let mut seen = 0;
+        for p in &base {
+            for n in 0..=p.len() {
+                assert_eq!(parse(&p[..n]), parse_any(&p[..n]), "{:?}", &p[..n]);
+            }
+            for at in 0..p.len() {
+                for x in [
+                    0u8, 1, 0x02, 0x0f, 0x10, 0x11, 0x20, 0x3f, 0x40, 0x45, 0x50, 0xf0, 0xff,
+                ] {
+                    let mut q = p.clone();
+                    q[at] = x;
+                    seen += usize::from(parse_v4_tcp_udp(&q).is_some());
+                    assert_eq!(parse(&q), parse_any(&q), "byte {at} = {x}: {q:?}");
+                }
+            }
+        }
+        assert!(seen > 1000, "{seen}");
     }
 
     #[test]
