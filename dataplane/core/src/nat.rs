@@ -1478,9 +1478,15 @@ impl StaticNat {
 
     /// Whether `ip` is an external address here (a floating IP or a forwarded address). Every
     /// IPv4 packet a NAT router forwards asks (hairpinning): the filter answers most of them
-    /// without hashing.
+    /// without hashing (inlined where asked: only the set is looked up out of line).
+    #[inline(always)]
     pub fn is_external(&self, ip: Ipv4Addr) -> bool {
-        self.outside.may_contain_v4(ip) && self.externals.contains(&ip)
+        self.outside.may_contain_v4(ip) && self.in_externals(ip)
+    }
+
+    #[inline(never)]
+    fn in_externals(&self, ip: Ipv4Addr) -> bool {
+        self.externals.contains(&ip)
     }
 
     /// The external addresses, in no particular order.
@@ -1494,11 +1500,18 @@ impl StaticNat {
     }
 
     /// The internal endpoint for external `(proto, ip, port)`: a port forwarding's, else the
-    /// floating IP's internal address with the port unchanged.
+    /// floating IP's internal address with the port unchanged. The filter is asked inline,
+    /// the maps out of line.
+    #[inline(always)]
     pub fn to_internal(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
         if !self.outside.may_contain_v4(ip) {
             return None;
         }
+        self.to_internal_maps(proto, ip, port)
+    }
+
+    #[inline(never)]
+    fn to_internal_maps(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
         // An empty map is skipped: `get` would still hash the key and probe (~20 instructions),
         // and most routers have floating IPs or port forwardings, not both.
         if !self.pf_in.is_empty()
@@ -1514,10 +1527,16 @@ impl StaticNat {
 
     /// The external endpoint for internal `(proto, ip, port)`: the mirror of
     /// [`StaticNat::to_internal`].
+    #[inline(always)]
     pub fn to_external(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
         if !self.inside.may_contain_v4(ip) {
             return None;
         }
+        self.to_external_maps(proto, ip, port)
+    }
+
+    #[inline(never)]
+    fn to_external_maps(&self, proto: u8, ip: Ipv4Addr, port: u16) -> Option<Translation> {
         if !self.pf_out.is_empty()
             && let Some(&(ip, port)) = self.pf_out.get(&(proto, ip, port))
         {
@@ -1530,6 +1549,7 @@ impl StaticNat {
     }
 
     /// The destination to write into an inbound packet ([`rewrite_dst`]).
+    #[inline]
     pub fn inbound(&self, flow: &Flow) -> Option<Translation> {
         let IpAddr::V4(dst) = flow.tuple.dst else {
             return None;
@@ -1538,6 +1558,7 @@ impl StaticNat {
     }
 
     /// The source to write into an outbound packet ([`rewrite_src`]).
+    #[inline]
     pub fn outbound(&self, flow: &Flow) -> Option<Translation> {
         let IpAddr::V4(src) = flow.tuple.src else {
             return None;

@@ -306,7 +306,7 @@ pub struct RouterNat {
 impl RouterNat {
     /// Whether `a` is one of the router's external addresses (gateway, floating IPs, port
     /// forwarding addresses).
-    #[inline]
+    #[inline(always)]
     pub fn is_external(&self, a: Ipv4Addr) -> bool {
         a == self.gateway_ip || self.statics.is_external(a)
     }
@@ -380,11 +380,17 @@ pub enum Local4 {
 
 impl Router {
     /// Whether IPv4 address `a` is the router's own or a directed broadcast of its networks.
-    #[inline]
+    /// The filter is asked inline, the list scanned out of line.
+    #[inline(always)]
     pub fn local_v4(&self, a: Ipv4Addr) -> Option<Local4> {
         if !self.local4_filter.may_contain_v4(a) {
             return None;
         }
+        self.local_v4_scan(a)
+    }
+
+    #[inline(never)]
+    fn local_v4_scan(&self, a: Ipv4Addr) -> Option<Local4> {
         let a = u32::from(a);
         self.local4.iter().find(|(x, _)| *x == a).map(|(_, l)| *l)
     }
