@@ -674,7 +674,7 @@ impl<'a> Ctx<'a> {
         if let Some(f) = &port.filter
             && matches!(l2.ethertype, EtherType::Ipv4 | EtherType::Ipv6)
         {
-            self.firewall(idx, f, RuleDirection::Egress, pkt, l2.l3_offset)?;
+            self.filter_from_port(idx, f, pkt, l2.l3_offset)?;
         }
         self.l2_forward(seg, pkt, &l2, From::Port(idx))
     }
@@ -1030,6 +1030,18 @@ impl<'a> Ctx<'a> {
             }
         }
         *self.deferred = list;
+    }
+
+    /// The egress firewall of port `p` for an IP packet (at `l3`) it sent.
+    #[inline(never)]
+    fn filter_from_port(
+        &mut self,
+        p: PortIdx,
+        f: &PortFilter,
+        pkt: &PacketBuf,
+        l3: usize,
+    ) -> Result<(), DropReason> {
+        self.firewall(p, f, RuleDirection::Egress, pkt, l3)
     }
 
     /// The ingress firewall of port `p` for a unicast frame about to be sent to it.

@@ -206,7 +206,7 @@ fn reverse(d: Direction) -> Direction {
 impl Ctx<'_> {
     /// The security groups of port `idx` for an IP packet crossing it in `dir`, whose IP header
     /// starts at `l3`.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) fn firewall(
         &mut self,
         idx: PortIdx,
