@@ -454,8 +454,14 @@ impl Conntrack {
     }
 
     /// Looks the packet's flow up in `zone` and, if tracked, advances its state.
+    #[inline]
     pub fn lookup(&mut self, zone: Zone, flow: &Flow, now: Timestamp) -> Lookup {
-        let now_s = now.secs();
+        self.lookup_secs(zone, flow, now.secs())
+    }
+
+    /// [`Conntrack::lookup`] at `now_s` ([`Timestamp::secs`]), for a caller that converted
+    /// the time once for a whole batch.
+    pub fn lookup_secs(&mut self, zone: Zone, flow: &Flow, now_s: u32) -> Lookup {
         match flow.transport {
             Transport::Fragment => return Lookup::Invalid(DropReason::FragmentNotTracked),
             Transport::IcmpError { inner, .. } => {

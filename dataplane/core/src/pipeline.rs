@@ -506,7 +506,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) pool: &'a mut BufPool,
     pub(crate) generated: &'a mut Vec<(PacketBuf, Action)>,
     pub(crate) now: Timestamp,
-    now_s: u32,
+    /// `now` in whole seconds ([`Timestamp::secs`]), converted once for the batch.
+    pub(crate) now_s: u32,
     last_vtep: Option<(IpAddr, VtepIdx)>,
     /// The last VNI accepted: its segment, for the VTEP it came from (checked to serve it).
     last_vni: Option<(u32, VtepIdx, SegIdx)>,

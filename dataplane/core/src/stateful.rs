@@ -230,7 +230,7 @@ impl Ctx<'_> {
         let Some(ct) = self.st.ct.as_mut() else {
             return Err(DropReason::SecurityGroup);
         };
-        match ct.lookup(zone, f, self.now) {
+        match ct.lookup_secs(zone, f, self.now_s) {
             Lookup::Established {
                 id,
                 dir: cdir,
