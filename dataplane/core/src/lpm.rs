@@ -314,12 +314,13 @@ impl Trie {
             let mut next = [0u32; BATCH_LANES];
             let mut depth = [self.direct_bits; BATCH_LANES];
             let mut active: u16 = 0;
-            for (l, (k, nx)) in keys.iter_mut().zip(&mut next).enumerate().take(lanes) {
+            for l in 0..lanes {
                 let Some(kk) = key(base + l) else { continue };
-                *k = kk;
+                let l = l & (BATCH_LANES - 1);
+                keys[l] = kk;
                 match self.direct.get(kk.top(self.direct_bits)) {
                     Some(&e) if e < LEAF => {
-                        *nx = e;
+                        next[l] = e;
                         active |= 1 << l;
                     }
                     Some(&e) => found(base + l, (e != NO_ROUTE).then_some(e & !LEAF)),

@@ -1014,7 +1014,8 @@ impl<'a> Ctx<'a> {
             }
             start = end;
         }
-        for (d, route) in list.iter().zip(found) {
+        for (i, d) in list.iter().enumerate() {
+            let route = found.get(i).copied().flatten();
             let Some(pkt) = pkts.get_mut(d.index) else {
                 continue;
             };
