@@ -316,6 +316,8 @@ impl Trie {
             let mut active: u16 = 0;
             for l in 0..lanes {
                 let Some(kk) = key(base + l) else { continue };
+                // `l < lanes <= BATCH_LANES`: the mask changes nothing but lets the compiler
+                // drop the bounds checks below.
                 let l = l & (BATCH_LANES - 1);
                 keys[l] = kk;
                 match self.direct.get(kk.top(self.direct_bits)) {
