@@ -358,10 +358,8 @@ impl Ctx<'_> {
         // TTL - 1, checksum updated incrementally (RFC 1624); the checksum is read again, NAT
         // may have changed it.
         {
-            let old = u16::from_be_bytes([ttl, h[9]]);
-            let new = u16::from_be_bytes([ttl - 1, h[9]]);
             let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
-            let c = checksum::update16(ip.checksum(), old, new);
+            let c = checksum::ttl_decremented(ip.checksum());
             ip.set_hop_limit(ttl - 1);
             ip.set_checksum(c);
         }

@@ -86,10 +86,15 @@ pub fn fold(sum: u32) -> u16 {
 /// `finish(sum(h, 0)) == 0`, summed as five 32-bit words. The words are read in the host's
 /// byte order: the ones'-complement sum does not depend on it (RFC 1071 §2(B)), and the valid
 /// sum, `0xffff`, reads the same both ways; no byte swaps.
+///
+/// Folding a sum to 16 bits keeps it modulo `0xffff` (`0x1_0000` is 1 modulo `0xffff`), and a
+/// non-zero sum folds to a value in `1..=0xffff`: it folds to `0xffff` exactly when it is a
+/// non-zero multiple of `0xffff`. One multiply-based remainder replaces the four folds.
 #[inline(always)]
 pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    fold64(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xffff
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    acc != 0 && acc % 0xffff == 0
 }
 
 /// The checksum field value for a partial sum: `!fold(sum)`.
@@ -144,6 +149,19 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, proto: IpProtocol, len: u32) ->
 #[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
     !fold(u32::from(!csum) + u32::from(!old) + u32::from(new))
+}
+
+/// Updates checksum `csum` for an IPv4 header whose TTL (the high byte of its word) goes down
+/// by one: [`update16`] with `new = old - 0x0100`, for which `!old + new` is the constant
+/// `0xfeff` whatever `old` is. `!csum + 0xfeff` is at most `0x1_fefe`, so one fold suffices.
+#[inline(always)]
+pub fn ttl_decremented(csum: u16) -> u16 {
+    let x = u32::from(!csum) + 0xfeff;
+    let x = (x & 0xffff) + (x >> 16);
+    // At most 0xfeff after the fold.
+    #[allow(clippy::cast_possible_truncation)]
+    let x = x as u16;
+    !x
 }
 
 /// Updates checksum `csum` for a 32-bit field (two aligned words) changing from `old` to `new`
@@ -237,6 +255,33 @@ mod tests {
         assert!(!ipv4_header_ok(&h));
         h[10..12].copy_from_slice(&[0xff, 0xff]);
         assert!(ipv4_header_ok(&h));
+    }
+
+    #[test]
+    fn ttl_decrement_matches_the_general_update() {
+        let mut rng = Rng(0x7711_2233);
+        for csum in 0..=u16::MAX {
+            // The TTL (at least 1) and the protocol byte beside it.
+            let r = rng.next().to_be_bytes();
+            let old = u16::from_be_bytes([r[0].max(1), r[1]]);
+            let new = old - 0x0100;
+            assert_eq!(
+                ttl_decremented(csum),
+                update16(csum, old, new),
+                "{csum:#x} {old:#x}"
+            );
+        }
+        // Through a whole header: the result verifies.
+        for _ in 0..2000 {
+            let mut h = [0u8; 20];
+            rng.bytes(&mut h);
+            h[8] = h[8].max(1);
+            h[10..12].fill(0);
+            let c = finish(sum(&h, 0));
+            h[8] -= 1;
+            h[10..12].copy_from_slice(&ttl_decremented(c).to_be_bytes());
+            assert!(ipv4_header_ok(&h), "{h:02x?}");
+        }
     }
 
     #[test]
