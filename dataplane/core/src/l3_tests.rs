@@ -655,6 +655,73 @@ fn routers_refuse_what_they_must_not_forward() {
 }
 
 #[test]
+fn the_router_checks_ipv4_headers_with_and_without_options() {
+    let mut p = pipeline();
+    // From B2, a remote VM on 10.1.0.0/24, to a1 on 10.0.0.0/24.
+    let base = ipv4(
+        ip4("10.1.0.20"),
+        ip4("10.0.0.10"),
+        17,
+        64,
+        true,
+        &udp(1, 2, b"payload"),
+    );
+    // `base` with its first byte, options and total length changed, the checksum made right.
+    let header = |first: u8, opts: &[u8], total: Option<u16>| {
+        let mut b = base.clone();
+        b[0] = first;
+        b.splice(20..20, opts.iter().copied());
+        let total = total.unwrap_or(u16::try_from(b.len()).unwrap());
+        b[2..4].copy_from_slice(&total.to_be_bytes());
+        let hl = usize::from(first & 0x0f) * 4;
+        b[10..12].fill(0);
+        let c = checksum::finish(checksum::sum(&b[..hl.clamp(20, b.len())], 0));
+        b[10..12].copy_from_slice(&c.to_be_bytes());
+        b
+    };
+    let mut send = |ip: &[u8]| run(&mut p, vtep(), &vxlan(200, &eth(RB, B2, 0x0800, ip))).action;
+    let to_a1 = Action::Port(PortIdx(0));
+    let len = u16::try_from(base.len()).unwrap();
+    assert_eq!(send(&header(0x45, &[], None)), to_a1);
+    // Options other than a source route are forwarded, and checked like the fixed header.
+    assert_eq!(send(&header(0x46, &[1, 1, 1, 0], None)), to_a1);
+    let mut bad = header(0x46, &[1, 1, 1, 0], None);
+    bad[21] ^= 0x10;
+    assert_eq!(send(&bad), Action::Drop(DropReason::BadChecksum));
+    // Total lengths below the header, or beyond the frame.
+    assert_eq!(
+        send(&header(0x45, &[], Some(19))),
+        Action::Drop(DropReason::Malformed)
+    );
+    assert_eq!(
+        send(&header(0x46, &[1, 1, 1, 0], Some(20))),
+        Action::Drop(DropReason::Malformed)
+    );
+    assert_eq!(
+        send(&header(0x45, &[], Some(len + 1))),
+        Action::Drop(DropReason::Truncated)
+    );
+    assert_eq!(
+        send(&header(0x46, &[1, 1, 1, 0], Some(len + 5))),
+        Action::Drop(DropReason::Truncated)
+    );
+    // A version other than 4, an IHL below 5, a header cut short (IHL 15: 60 bytes of the 39).
+    assert_eq!(
+        send(&header(0x65, &[], None)),
+        Action::Drop(DropReason::Malformed)
+    );
+    assert_eq!(
+        send(&header(0x44, &[], None)),
+        Action::Drop(DropReason::Malformed)
+    );
+    assert_eq!(send(&base[..19]), Action::Drop(DropReason::Truncated));
+    assert_eq!(
+        send(&header(0x4f, &[1, 1, 1, 0], None)),
+        Action::Drop(DropReason::Truncated)
+    );
+}
+
+#[test]
 fn the_router_answers_address_resolution_from_other_nodes() {
     let mut p = pipeline();
     let req = eth(

@@ -81,6 +81,21 @@ fn header_checksum_ok(b: &[u8], hl: usize) -> bool {
     }
 }
 
+/// Checks the IPv4 header at the start of `b` (its length, version, checksum, and that it asks
+/// for no source route) and returns its fixed part and its length.
+#[inline(never)]
+fn ip4_header(b: &[u8]) -> Result<([u8; 20], usize), DropReason> {
+    let ip = Ipv4Packet::new_checked(b).map_err(wire_drop)?;
+    let hl = ip.header_len();
+    if !header_checksum_ok(b, hl) {
+        return Err(DropReason::BadChecksum);
+    }
+    if hl > 20 && source_routed(ip.options())? {
+        return Err(DropReason::SourceRouted);
+    }
+    Ok((*ip.fixed_header(), hl))
+}
+
 /// Not unspecified, loopback (127/8), multicast (224/4), reserved (240/4) or broadcast.
 #[inline]
 fn unicast_v4(a: Ipv4Addr) -> bool {
@@ -259,24 +274,27 @@ impl Ctx<'_> {
         let t = self.t;
         let iface = &t.router_ifs[rif.get()];
         let router = &t.routers[iface.router.get()];
-        // The fixed header, read once; its fields below come from this copy.
+        // The fixed header, read once; its fields below come from this copy. A header without
+        // options is checked here, in line; others by `ip4_header`.
         let (h, hl) = {
             let bytes = pkt.data().get(l3..).ok_or(DropReason::Truncated)?;
-            let ip = Ipv4Packet::new_checked(bytes).map_err(wire_drop)?;
-            let hl = ip.header_len();
-            let h = *ip.fixed_header();
-            let sum_ok = if hl == 20 {
-                checksum::ipv4_header_ok(&h)
-            } else {
-                header_checksum_ok(bytes, hl)
-            };
-            if !sum_ok {
-                return Err(DropReason::BadChecksum);
+            match bytes.first_chunk::<20>() {
+                Some(h) if h[0] == 0x45 => {
+                    // The checks of `Ipv4Packet::check_len` that remain for IHL 5.
+                    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                    if total < 20 {
+                        return Err(DropReason::Malformed);
+                    }
+                    if bytes.len() < total {
+                        return Err(DropReason::Truncated);
+                    }
+                    if !checksum::ipv4_header_ok(h) {
+                        return Err(DropReason::BadChecksum);
+                    }
+                    (*h, 20)
+                }
+                _ => ip4_header(bytes)?,
             }
-            if hl > 20 && source_routed(ip.options())? {
-                return Err(DropReason::SourceRouted);
-            }
-            (h, hl)
         };
         let ip = Ipv4Packet::new_unchecked(&h[..]);
         let (src, dst, ttl, total) = (
