@@ -335,10 +335,19 @@ fn key_of(zone: Zone, t: &Tuple) -> (Key, bool) {
 /// packet's flow is known before the pipeline knows which port it goes to (see
 /// [`Conntrack::warm`]); a 5-tuple in two zones shares a probe run.
 fn key_hash(seeds: &[u64; 2], k: &Key) -> u32 {
-    let ends = (u64::from(k.pa) << 48) | (u64::from(k.pb) << 32) | u64::from(k.proto);
-    let x = fold_mul(k.a[0] ^ seeds[0], k.a[1] ^ seeds[1]);
-    let y = fold_mul(k.b[0] ^ seeds[1], k.b[1] ^ ends ^ seeds[0]);
-    let h = fold_mul(x ^ seeds[1], y);
+    flow_hash(seeds, (k.a, k.pa), (k.b, k.pb), k.proto)
+}
+
+/// The hash of a flow's protocol and its two endpoints, in either order: the endpoints'
+/// hashes are added, so a packet's tuple is hashed without being put in key order first.
+#[inline(always)]
+fn flow_hash(seeds: &[u64; 2], x: ([u64; 2], u16), y: ([u64; 2], u16), proto: u8) -> u32 {
+    let end =
+        |(a, p): ([u64; 2], u16)| fold_mul(a[0] ^ seeds[0], a[1] ^ (u64::from(p) << 48) ^ seeds[1]);
+    let h = fold_mul(
+        end(x).wrapping_add(end(y)) ^ seeds[1],
+        u64::from(proto) ^ seeds[0],
+    );
     lo32(h ^ (h >> 32))
 }
 
@@ -426,8 +435,12 @@ impl Conntrack {
     /// The hash a lookup of `t`'s flow starts from, in any zone (the hash leaves zones out),
     /// for [`Conntrack::warm`].
     pub fn hash_of(&self, t: &Tuple) -> u32 {
-        let (k, _) = key_of(Zone(0), t);
-        key_hash(&self.seeds, &k)
+        flow_hash(
+            &self.seeds,
+            (addr(t.src), t.sport),
+            (addr(t.dst), t.dport),
+            t.proto,
+        )
     }
 
     /// Prefetches what lookups of the flows with these hashes will read first: all their
@@ -896,6 +909,9 @@ fn tcp_update(e: &mut Entry, w: &mut Windows, dir: Dir, t: &Transport, now_s: u3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::PROTO_UDP;
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
     const Z: Zone = Zone(1);
@@ -1071,6 +1087,45 @@ mod tests {
             transport: Transport::Udp,
             l4: 20,
             fragmented: false,
+        }
+    }
+
+    #[test]
+    fn flow_hashes_spread_flows_that_differ_in_one_field() {
+        let c = ct();
+        let a: IpAddr = "10.0.0.5".parse().unwrap();
+        let b: IpAddr = "203.0.113.9".parse().unwrap();
+        let tuple = |src, sport, dst, dport| Tuple {
+            src,
+            dst,
+            sport,
+            dport,
+            proto: PROTO_UDP,
+        };
+        // One client's ports to one server; one server port from many clients; both ends'
+        // ports moving together (which an additive hash could cancel if it were linear).
+        let families: [Vec<Tuple>; 3] = [
+            (0..=u16::MAX).map(|p| tuple(a, p, b, 443)).collect(),
+            (0..65_536u32)
+                .map(|i| tuple(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 40_000, b, 53))
+                .collect(),
+            (0..=u16::MAX).map(|p| tuple(a, p, b, p)).collect(),
+        ];
+        for flows in families {
+            let hashes: Vec<u32> = flows.iter().map(|t| c.hash_of(t)).collect();
+            let distinct: HashSet<u32> = hashes.iter().copied().collect();
+            assert!(
+                distinct.len() >= flows.len() - 8,
+                "{} distinct",
+                distinct.len()
+            );
+            // Into 2^17 home slots (an index sized for 65 536 flows): no slot gets many.
+            let mut load = vec![0u8; 1 << 17];
+            for h in &hashes {
+                let slot = &mut load[usize::try_from(h & 0x1_ffff).unwrap()];
+                *slot = slot.saturating_add(1);
+            }
+            assert!(load.iter().all(|&n| n <= 10), "max {:?}", load.iter().max());
         }
     }
 
