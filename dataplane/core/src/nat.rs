@@ -124,17 +124,17 @@ use crate::wire::checksum;
 /// A ones'-complement sum of changes to 16-bit words (`!old + new` each), to apply to a
 /// checksum that covers them (RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')`).
 ///
-/// Kept unfolded in 64 bits and folded once, when applied: end-around-carry addition is
-/// associative, so folding at the end gives what folding after every word gives (a fold is
-/// ~12 instructions; a packet's rewrite adds up to nine words). Each word adds less than
-/// 2^17, so no rewrite comes near overflowing.
+/// Kept unfolded in 32 bits and folded once, when applied: end-around-carry addition is
+/// associative, so folding at the end gives what folding after every word gives. Each word adds
+/// less than 2^17 and a packet's rewrite adds at most a few dozen words (nine for the most
+/// common), so the sum stays far below 2^32.
 #[derive(Debug, Clone, Copy, Default)]
-struct Delta(u64);
+struct Delta(u32);
 
 impl Delta {
     #[inline(always)]
     fn word(&mut self, old: u16, new: u16) {
-        self.0 += u64::from(!old) + u64::from(new);
+        self.0 += u32::from(!old) + u32::from(new);
     }
 
     #[inline(always)]
@@ -144,7 +144,7 @@ impl Delta {
 
     #[inline(always)]
     fn apply(self, csum: u16) -> u16 {
-        !checksum::fold64(u64::from(!csum) + self.0)
+        !checksum::fold(u32::from(!csum) + self.0)
     }
 }
 
