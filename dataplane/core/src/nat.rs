@@ -302,34 +302,25 @@ fn translate(
 /// not IPv4 or is shorter than `flow` says.
 pub fn rewrite_src(l3: &mut [u8], flow: &Flow, ip: Ipv4Addr, port: u16) -> Result<(), Error> {
     let p = ipv4_packet(l3)?;
-    let kind = kind_of(&flow.transport);
-    translate(
-        p,
-        flow.l4,
-        kind,
-        Side::Src,
-        ip,
-        port,
-        false,
-        &mut Delta::default(),
-    )
+    let d = &mut Delta::default();
+    // TCP and UDP, SNAT's common case, each with a copy of `translate` for its own kind.
+    match kind_of(&flow.transport) {
+        L4::Tcp => translate(p, flow.l4, L4::Tcp, Side::Src, ip, port, false, d),
+        L4::Udp => translate(p, flow.l4, L4::Udp, Side::Src, ip, port, false, d),
+        kind => translate(p, flow.l4, kind, Side::Src, ip, port, false, d),
+    }
 }
 
 /// Sets the destination address and port (echo identifier) of the IPv4 packet at `l3`: the
 /// mirror of [`rewrite_src`].
 pub fn rewrite_dst(l3: &mut [u8], flow: &Flow, ip: Ipv4Addr, port: u16) -> Result<(), Error> {
     let p = ipv4_packet(l3)?;
-    let kind = kind_of(&flow.transport);
-    translate(
-        p,
-        flow.l4,
-        kind,
-        Side::Dst,
-        ip,
-        port,
-        false,
-        &mut Delta::default(),
-    )
+    let d = &mut Delta::default();
+    match kind_of(&flow.transport) {
+        L4::Tcp => translate(p, flow.l4, L4::Tcp, Side::Dst, ip, port, false, d),
+        L4::Udp => translate(p, flow.l4, L4::Udp, Side::Dst, ip, port, false, d),
+        kind => translate(p, flow.l4, kind, Side::Dst, ip, port, false, d),
+    }
 }
 
 /// Translates an ICMP error arriving from outside about a packet the NAT translated on its way
