@@ -767,8 +767,19 @@ impl Nat {
         flow: &Flow,
         now: Timestamp,
     ) -> Result<Translation, NatError> {
+        self.outbound_secs(zone, ext, flow, now.secs())
+    }
+
+    /// [`Nat::outbound`] at `now` ([`Timestamp::secs`]), for a caller that converted the time
+    /// once for a whole batch.
+    pub fn outbound_secs(
+        &mut self,
+        zone: NatZone,
+        ext: Ipv4Addr,
+        flow: &Flow,
+        now: u32,
+    ) -> Result<Translation, NatError> {
         let e = ends(flow, true).ok_or(NatError::Unsupported)?;
-        let now = now.secs();
         let z = zone.0;
         if let Some(i) = self.find_inside(z, &e) {
             let s = &mut self.sessions[i];
@@ -792,10 +803,16 @@ impl Nat {
     ///
     /// For hairpinning, call it with the flow as [`Nat::outbound`] translated it.
     pub fn inbound(&mut self, zone: NatZone, flow: &Flow, now: Timestamp) -> Option<Translation> {
+        self.inbound_secs(zone, flow, now.secs())
+    }
+
+    /// [`Nat::inbound`] at `now` ([`Timestamp::secs`]), for a caller that converted the time
+    /// once for a whole batch.
+    pub fn inbound_secs(&mut self, zone: NatZone, flow: &Flow, now: u32) -> Option<Translation> {
         let e = ends(flow, false)?;
-        let i = self.find_outside(zone.0, &e, now.secs())?;
+        let i = self.find_outside(zone.0, &e, now)?;
         let s = &mut self.sessions[i];
-        touch(s, flow, false, now.secs());
+        touch(s, flow, false, now);
         Some(Translation {
             ip: Ipv4Addr::from_bits(s.int_ip),
             port: s.int_port,

@@ -321,7 +321,7 @@ impl Ctx<'_> {
             .ok_or(DropReason::NatNodeLimit)?;
         let st = self.st.nat.as_mut().ok_or(DropReason::NatNodeLimit)?;
         let t = st
-            .outbound(zone, nat.gateway_ip, f, self.now)
+            .outbound_secs(zone, nat.gateway_ip, f, self.now_s)
             .map_err(|e| e.drop_reason())?;
         Ok(Some((t.ip, t.port)))
     }
@@ -395,7 +395,7 @@ impl Ctx<'_> {
         } else if dst == nat.gateway_ip && nat.snat {
             match (zone, self.st.nat.as_mut(), f.transport) {
                 (_, _, Transport::Fragment) => return Err(DropReason::NatFragment),
-                (Some(z), Some(st), _) => st.inbound(z, f, self.now).map(|t| (t.ip, t.port)),
+                (Some(z), Some(st), _) => st.inbound_secs(z, f, self.now_s).map(|t| (t.ip, t.port)),
                 _ => None,
             }
         } else {
