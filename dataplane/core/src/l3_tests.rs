@@ -500,7 +500,8 @@ fn an_unresolved_next_hop_is_probed_and_its_packets_held_until_it_answers() {
 }
 
 /// A neighbour whose MAC changes in the middle of a batch: the packets after the news go to
-/// the new MAC (the pipeline remembers the last neighbour it found, and must forget it).
+/// the new MAC (the pipeline remembers the last next hop it found, and must forget it). Next
+/// hops with a configured binding, in between, keep theirs.
 #[test]
 fn a_neighbour_that_moves_within_a_batch_is_followed() {
     let mut p = pipeline();
@@ -523,9 +524,12 @@ fn a_neighbour_that_moves_within_a_batch_is_followed() {
     let mut batch = Batch::new();
     for (source, frame) in [
         (a1(), udp4_from_a1("192.168.9.9", 64, true, 20)),
+        (a1(), udp4_from_a1("10.1.0.20", 64, true, 20)),
         (a1(), udp4_from_a1("192.168.9.10", 64, true, 20)),
         (vtep(), reply(moved)),
         (a1(), udp4_from_a1("192.168.9.11", 64, true, 20)),
+        (a1(), udp4_from_a1("10.1.0.20", 64, true, 20)),
+        (a1(), udp4_from_a1("192.168.9.12", 64, true, 20)),
     ] {
         let mut b = PacketBuf::new(2048);
         assert!(b.fill(&frame));
@@ -536,12 +540,16 @@ fn a_neighbour_that_moves_within_a_batch_is_followed() {
     let mut out = Output::new();
     p.process(T0, &mut batch, &mut pool, &mut out);
     let dst_mac = |i: usize| batch.packets()[i].data()[8..14].to_vec();
-    assert_eq!(out.actions[0], Action::Vtep(VtepIdx(0)));
+    for i in [0, 1, 2, 4, 5, 6] {
+        assert_eq!(out.actions[i], Action::Vtep(VtepIdx(0)), "packet {i}");
+    }
     assert_eq!(dst_mac(0), X.octets());
-    assert_eq!(dst_mac(1), X.octets());
-    assert_eq!(out.actions[2], Action::Consumed);
-    assert_eq!(out.actions[3], Action::Vtep(VtepIdx(0)));
-    assert_eq!(dst_mac(3), moved.octets(), "after the news, the new MAC");
+    assert_eq!(dst_mac(1), B2.octets(), "the bound next hop");
+    assert_eq!(dst_mac(2), X.octets());
+    assert_eq!(out.actions[3], Action::Consumed);
+    assert_eq!(dst_mac(4), moved.octets(), "after the news, the new MAC");
+    assert_eq!(dst_mac(5), B2.octets(), "the bound next hop");
+    assert_eq!(dst_mac(6), moved.octets());
 }
 
 #[test]

@@ -44,7 +44,7 @@ use crate::port_security;
 use crate::ratelimit::TokenBucket;
 use crate::responder::{arp_reply, nd_reply};
 use crate::stateful::Stateful;
-use crate::tables::{Binding, FdbDest, Route, Tables, fdb_key};
+use crate::tables::{FdbDest, Route, Tables, fdb_key};
 use crate::time::Timestamp;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::{Error as WireError, MacAddr};
@@ -517,12 +517,11 @@ pub(crate) struct Ctx<'a> {
     /// The last two destinations looked up (FDB key, result): a routed packet looks up the
     /// router's MAC on one segment and the next hop's on another.
     last_dst: [Option<(u64, Option<FdbDest>)>; 2],
-    /// The last next hop found among the configured bindings.
-    last_binding: Option<(SegIdx, IpAddr, Option<Binding>)>,
-    /// The last next hop found reachable in the neighbour cache, and its MAC: reachable until
-    /// an expiry later than `now`, which does not change during the batch. Forgotten whenever
-    /// the cache changes (a neighbour learned, a miss, the timers).
-    pub(crate) last_neighbor: Option<(NeighKey, MacAddr)>,
+    /// The last next hop resolved: its MAC and, if it came from a configured binding, where
+    /// that MAC lives. The bindings do not change during a batch; an answer of the neighbour
+    /// cache is reachable until an expiry later than `now`, which does not change either.
+    /// Forgotten whenever the cache changes (a neighbour learned, a miss, the timers).
+    pub(crate) last_hop: Option<(NeighKey, MacAddr, Option<FdbDest>)>,
     /// Whether packets for routers with a large FIB are set aside (while the batch's packets
     /// go through the input steps, not when routing them or running timers).
     deferring: bool,
@@ -604,8 +603,7 @@ impl<'a> Ctx<'a> {
             last_vni: None,
             last_learned: None,
             last_dst: [None; 2],
-            last_binding: None,
-            last_neighbor: None,
+            last_hop: None,
             deferring: false,
             index: 0,
             deferred,
@@ -747,23 +745,6 @@ impl<'a> Ctx<'a> {
         let d = self.fdb.lookup(seg, mac).map(|e| e.dest);
         self.last_dst = [Some((key, d)), self.last_dst[0]];
         d
-    }
-
-    /// The configured binding of `ip` in `seg`, through a one-entry cache.
-    #[inline(always)]
-    pub(crate) fn binding(&mut self, seg: SegIdx, ip: IpAddr) -> Option<Binding> {
-        if let Some((s, a, b)) = self.last_binding
-            && s == seg
-            && a == ip
-        {
-            return b;
-        }
-        let b = match ip {
-            IpAddr::V4(a) => self.t.neighbour_v4(seg, a),
-            IpAddr::V6(a) => self.t.neighbour_v6(seg, a),
-        };
-        self.last_binding = Some((seg, ip, b));
-        b
     }
 
     // ---- from the underlay -------------------------------------------------------------------

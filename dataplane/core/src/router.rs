@@ -236,7 +236,7 @@ impl Ctx<'_> {
     /// Records a neighbour's MAC and sends the packets that were waiting for it.
     fn neighbor_learned(&mut self, rif: RifIdx, addr: IpAddr, mac: MacAddr) {
         let key = NeighKey { rif, addr };
-        self.last_neighbor = None;
+        self.last_hop = None;
         let mut release = std::mem::take(&mut self.l3.release);
         if self.l3.neighbors.confirm(key, mac, self.now, &mut release) {
             self.c.event(Event::NeighborResolved);
@@ -778,7 +778,7 @@ impl Ctx<'_> {
 
     // ---- next hops ---------------------------------------------------------------------------
 
-    /// Finds the next hop's MAC (configured bindings first, then the cache) and sends the
+    /// Finds the next hop's MAC (the last one found, configured bindings, then the cache) and sends the
     /// packet; or holds it and probes for the MAC (the probe goes out in the packet's place).
     #[inline(always)]
     fn resolve_and_send(
@@ -789,10 +789,25 @@ impl Ctx<'_> {
         nexthop: IpAddr,
         depth: u8,
     ) -> NodeResult {
+        if let Some((k, mac, owner)) = self.last_hop
+            && k.rif == egress
+            && k.addr == nexthop
+        {
+            return self.send_routed(pkt, egress, mac, owner, depth);
+        }
         let seg = self.t.router_ifs[egress.get()].seg;
-        match self.binding(seg, nexthop) {
+        let binding = match nexthop {
+            IpAddr::V4(a) => self.t.neighbour_v4(seg, a),
+            IpAddr::V6(a) => self.t.neighbour_v6(seg, a),
+        };
+        match binding {
             // A configured binding says where its MAC lives, as the FDB would.
             Some(b) if b.owner != FdbDest::Router(egress) => {
+                let key = NeighKey {
+                    rif: egress,
+                    addr: nexthop,
+                };
+                self.last_hop = Some((key, b.mac, Some(b.owner)));
                 self.send_routed(pkt, egress, b.mac, Some(b.owner), depth)
             }
             Some(_) => Err(DropReason::RoutingLoop),
@@ -816,16 +831,11 @@ impl Ctx<'_> {
             rif: egress,
             addr: nexthop,
         };
-        if let Some((k, mac)) = self.last_neighbor
-            && k == key
-        {
-            return self.send_routed(pkt, egress, mac, None, depth);
-        }
         if let Some(mac) = self.l3.neighbors.lookup(key, self.now) {
-            self.last_neighbor = Some((key, mac));
+            self.last_hop = Some((key, mac, None));
             return self.send_routed(pkt, egress, mac, None, depth);
         }
-        self.last_neighbor = None;
+        self.last_hop = None;
         match self.l3.neighbors.miss(key, iface.router, self.now) {
             Miss::Full => Err(DropReason::NeighborTableFull),
             miss => {
@@ -1038,7 +1048,7 @@ impl Ctx<'_> {
     /// address unreachable error, as many as the ICMP budget allows).
     pub(crate) fn neighbor_timers(&mut self) {
         let mut timers = std::mem::take(&mut self.l3.timers);
-        self.last_neighbor = None;
+        self.last_hop = None;
         self.l3.neighbors.handle_timeout(self.now, &mut timers);
         for t in timers.drain(..) {
             match t {
