@@ -1425,6 +1425,17 @@ mod tests {
             &eth(A2, A1, 0x0800, &udp("10.1.0.5")),
             DropReason::SpoofedIp,
         );
+        // From an allowed address but with a bad header: dropped for the header.
+        let mut long = eth(A2, A1, 0x0800, &udp("10.0.0.1"));
+        let total = u16::from_be_bytes([long[16], long[17]]);
+        long[16..18].copy_from_slice(&(total + 1).to_be_bytes());
+        assert_dropped(&mut p, port(0), &long, DropReason::Truncated);
+        let mut short = eth(A2, A1, 0x0800, &udp("10.0.0.1"));
+        short[16..18].copy_from_slice(&19u16.to_be_bytes());
+        assert_dropped(&mut p, port(0), &short, DropReason::Malformed);
+        let mut v5 = eth(A2, A1, 0x0800, &udp("10.0.0.1"));
+        v5[14] = 0x55;
+        assert_dropped(&mut p, port(0), &v5, DropReason::Malformed);
         let bad_arp = arp(1, A1, ip4("10.0.0.2"), MacAddr::ZERO, ip4("10.0.0.9"));
         assert_dropped(
             &mut p,
