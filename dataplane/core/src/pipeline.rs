@@ -38,7 +38,7 @@ use crate::firewall::PortFilter;
 use crate::ids::{PortIdx, RifIdx, SegIdx, VtepIdx};
 use crate::lpm::RouteId;
 use crate::nat::Nat;
-use crate::neighbor::{Held, NeighKey, NeighborCache, Timer};
+use crate::neighbor::{Held, NeighborCache, Timer};
 use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::port_security;
 use crate::ratelimit::TokenBucket;
@@ -521,7 +521,7 @@ pub(crate) struct Ctx<'a> {
     /// that MAC lives. The bindings do not change during a batch; an answer of the neighbour
     /// cache is reachable until an expiry later than `now`, which does not change either.
     /// Forgotten whenever the cache changes (a neighbour learned, a miss, the timers).
-    pub(crate) last_hop: Option<(NeighKey, MacAddr, Option<FdbDest>)>,
+    pub(crate) last_hop: Option<crate::router::LastHop>,
     /// Whether packets for routers with a large FIB are set aside (while the batch's packets
     /// go through the input steps, not when routing them or running timers).
     deferring: bool,
