@@ -64,11 +64,11 @@ pub const ICMP_BURST: u32 = 100;
 
 /// What to do with a packet after the pipeline.
 ///
-/// Aligned to 8 bytes, so that it and a node's [`NodeResult`] are one 8-byte value, which the
-/// compiler builds and returns in a register. Aligned to 2 as its fields are, the result was
-/// returned as a tag and the payload's bytes 1 to 5, read back from a stack slot just written
-/// 2 bytes wide: a load that has to wait for the store to complete (a failed store forward,
-/// ~15 cycles), once for every routed packet.
+/// Aligned to 8 bytes, so that it and a node's result (`Result<Action, DropReason>`) are one
+/// 8-byte value, which the compiler builds and returns in a register. Aligned to 2 as its
+/// fields are, the result was returned as a tag and the payload's bytes 1 to 5, read back from
+/// a stack slot just written 2 bytes wide: a load that has to wait for the store to complete
+/// (a failed store forward, ~15 cycles), once for every routed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(align(8))]
 pub enum Action {
