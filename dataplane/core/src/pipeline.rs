@@ -68,7 +68,8 @@ pub const ICMP_BURST: u32 = 100;
 /// 8-byte value, which the compiler builds and returns in a register. Aligned to 2 as its
 /// fields are, the result was returned as a tag and the payload's bytes 1 to 5, read back from
 /// a stack slot just written 2 bytes wide: a load that has to wait for the store to complete
-/// (a failed store forward, ~15 cycles), once for every routed packet.
+/// (a failed store forward), once a packet on every path measured (12 cycles of L2 decap's
+/// 38; `docs/benchmarks.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(align(8))]
 pub enum Action {

@@ -21,7 +21,7 @@ use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::{EtherType, L2Info};
 use crate::wire::icmpv6::{Icmpv6Message, Icmpv6Packet};
 use crate::wire::ip::IpProtocol;
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::udp::UdpPacket;
 use std::net::Ipv4Addr;
@@ -38,11 +38,9 @@ pub(crate) fn check(port: &Port, l2: &L2Info, frame: &[u8]) -> Result<(), DropRe
     let l3 = frame.get(l2.l3_offset..).ok_or(DropReason::Truncated)?;
     match l2.ethertype {
         EtherType::Ipv4 => {
-            // Most packets: a header without options (the same checks as `check_len`'s for
-            // one) from an allowed address. Everything else takes the full way below.
-            if let Some(h) = l3.first_chunk::<20>()
-                && h[0] == 0x45
-                && (20..=l3.len()).contains(&usize::from(u16::from_be_bytes([h[2], h[3]])))
+            // Most packets: a header without options from an allowed address. Everything
+            // else takes the full way below.
+            if let Some(h) = ipv4::plain_header(l3)
                 && allowed.allows_v4(Ipv4Addr::new(h[12], h[13], h[14], h[15]))
             {
                 return Ok(());

@@ -36,7 +36,7 @@ use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::checksum;
 use crate::wire::ethernet::{EtherType, L2Info, parse_l2};
 use crate::wire::ip::IpProtocol;
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::Ipv6Packet;
 
 const ETH: usize = 14;
@@ -324,16 +324,8 @@ impl Ctx<'_> {
         // options is checked here, in line; others by `ip4_header`.
         let (h, hl) = {
             let bytes = pkt.data().get(l3..).ok_or(DropReason::Truncated)?;
-            match bytes.first_chunk::<20>() {
-                Some(h) if h[0] == 0x45 => {
-                    // The checks of `Ipv4Packet::check_len` that remain for IHL 5.
-                    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-                    if total < 20 {
-                        return Err(DropReason::Malformed);
-                    }
-                    if bytes.len() < total {
-                        return Err(DropReason::Truncated);
-                    }
+            match ipv4::plain_header(bytes) {
+                Some(h) => {
                     if !checksum::ipv4_header_ok(h) {
                         return Err(DropReason::BadChecksum);
                     }
@@ -836,8 +828,9 @@ impl Ctx<'_> {
 
     // ---- next hops ---------------------------------------------------------------------------
 
-    /// Finds the next hop's MAC (the last one found, configured bindings, then the cache) and sends the
-    /// packet; or holds it and probes for the MAC (the probe goes out in the packet's place).
+    /// Finds the next hop's MAC (the last one found, configured bindings, then the cache) and
+    /// sends the packet; or holds it and probes for the MAC (the probe goes out in the packet's
+    /// place).
     #[inline(always)]
     fn resolve_and_send(
         &mut self,

@@ -55,6 +55,17 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+/// The fixed header of the IPv4 datagram at the start of `b` when it is the common case: no
+/// options (first byte 0x45) and a total length of at least 20 that `b` holds. These are the
+/// checks [`Ipv4Packet::check_len`] makes for such a header, from its 20 bytes; `None` for
+/// any other header, which the full check then classifies.
+#[inline(always)]
+pub fn plain_header(b: &[u8]) -> Option<&[u8; HEADER_LEN]> {
+    let h = b.first_chunk::<HEADER_LEN>()?;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    (h[0] == 0x45 && (HEADER_LEN..=b.len()).contains(&total)).then_some(h)
+}
+
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wraps `buffer` without checking it; accessors may panic on a short or inconsistent one.
     #[inline]
@@ -476,6 +487,28 @@ mod tests {
             hop_limit: 64,
             dscp_ecn: 0,
         }
+    }
+
+    /// `plain_header` takes exactly the headers without options that `check_len` accepts.
+    #[test]
+    fn plain_header_agrees_with_check_len() {
+        let mut seen = 0;
+        for first in [0x45u8, 0x46, 0x44, 0x55, 0x4f] {
+            for total in [0u16, 19, 20, 21, 24, 40, 41, 60] {
+                for len in [0usize, 19, 20, 21, 24, 40, 60] {
+                    let mut b = vec![0u8; len];
+                    if let Some(h) = b.get_mut(..4) {
+                        h[0] = first;
+                        h[2..4].copy_from_slice(&total.to_be_bytes());
+                    }
+                    let plain = plain_header(&b).is_some();
+                    let full = Ipv4Packet::new_unchecked(&b[..]).check_len().is_ok();
+                    assert_eq!(plain, full && first == 0x45, "{first:#x} {total} {len}");
+                    seen += usize::from(plain);
+                }
+            }
+        }
+        assert!(seen > 0);
     }
 
     #[test]
