@@ -998,6 +998,11 @@ impl Nat {
         )
     }
 
+    /// The session for an outbound key. Inlined, as [`Nat::find_outside`] is: called out of
+    /// line, it read the caller's `Ends` from the stack wider than it had been written (the two
+    /// ports as one 4-byte load over two 2-byte stores, the protocol 4 bytes wide over a 1-byte
+    /// store): two failed store forwards on every translated packet.
+    #[inline(always)]
     fn find_inside(&self, zone: u32, e: &Ends) -> Option<usize> {
         let h = self.ends_hash(e);
         let sessions = &self.sessions;
@@ -1013,6 +1018,7 @@ impl Nat {
     }
 
     /// The live session for an inbound key; an expired one is freed.
+    #[inline(always)]
     fn find_outside(&mut self, zone: u32, e: &Ends, now: u32) -> Option<usize> {
         let h = self.ends_hash(e);
         let sessions = &self.sessions;
