@@ -19,9 +19,9 @@ fn main() -> ExitCode {
         }
         return ExitCode::FAILURE;
     };
-    let Some(mut c) = weft_bench::cases::all_cases()
+    let Some(mut c) = weft_bench::cases::cases_where(&|n| n == name)
         .into_iter()
-        .find(|c| &c.name == name)
+        .next()
     else {
         eprintln!("no case named {name}");
         return ExitCode::FAILURE;
