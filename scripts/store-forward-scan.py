@@ -1,27 +1,31 @@
 #!/usr/bin/env python3
-"""Flags likely failed store forwards on a pipeline case's hot path.
+"""Finds failed store forwards on a pipeline case's path, from a trace of its memory accesses.
 
-A load that reads bytes an earlier store wrote, but not all from that one store (a 4-byte
-load at offset 1 of a slot just written 2 bytes wide, say), cannot take its data from the
-store buffer: it waits until the stores reach the cache, ~15 cycles on recent x86 cores.
-perf has no hardware counters on our guests, so this looks for the pattern in the code
-instead.
+A load that reads bytes a recent store wrote, but not all from that one store (a 4-byte load
+at offset 1 of a slot just written 2 bytes wide, say), cannot take its data from the store
+buffer: it waits until the stores reach the cache, ~15 cycles on recent x86 cores. perf has
+no hardware counters on our guests, so this looks for the pattern in the program's own
+accesses: it runs the program under valgrind's lackey, which prints every instruction's
+address and every load and store (address and size), and replays them through a model of
+the store buffer. A load is reported when the youngest store of the last WINDOW instructions
+that wrote any of its bytes does not hold all of them; across calls and through any pointer.
 
-It runs one case of `weft-bench-count` under callgrind (counting inside `Pipeline::process`,
-with per-instruction costs), disassembles the instructions that ran, and reports every load
-from the stack (`(%rsp)`-based) that overlaps the last earlier stack store to the same bytes
-without being contained in it, with how many times a packet it ran. A heuristic: it reads the
-code in address order, not in execution order, so a report is a place to look at, and a
-clean result does not prove there is no stall.
+The model is simple: a store counts as in the buffer for WINDOW instructions, whatever the
+pipeline does, so a report is a place to look at (with the store and load named), not a
+measured stall.
 
-Usage (from the repository root, after
-`cargo build --release -p weft-bench --bin weft-bench-count`):
+Usage (from the repository root):
 
     scripts/store-forward-scan.py l3/route4/64B/1routes [batches]
+        after `cargo build --release -p weft-bench --bin weft-bench-count`; reports per packet
+        (`WEFT_BENCH_COUNT=path` scans another build of it, one kept from an older commit);
+    scripts/store-forward-scan.py --cmd PROGRAM [ARGS...]
+        any program, e.g. the stateful bench in test mode
+        (`target/release/deps/stateful-<hash> snat_10k`); reports counts.
 
-`WEFT_BENCH_COUNT=path` scans another build of the binary (one kept from an older commit).
-
-Needs valgrind and binutils (objdump).
+Everything the program runs is traced, its set-up included: the rows that matter are those
+run about once a packet. Needs valgrind and binutils (addr2line, objdump). A case with a
+large table (100 000 routes) takes minutes to set up under lackey.
 """
 
 import collections
@@ -29,110 +33,123 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 BIN = os.environ.get("WEFT_BENCH_COUNT", "target/release/weft-bench-count")
-REG_BYTES = {}
-for names, size in (
-    ("rax rbx rcx rdx rsi rdi rbp r8 r9 r10 r11 r12 r13 r14 r15", 8),
-    ("eax ebx ecx edx esi edi ebp r8d r9d r10d r11d r12d r13d r14d r15d", 4),
-    ("ax bx cx dx si di bp r8w r9w r10w r11w r12w r13w r14w r15w", 2),
-    ("al bl cl dl sil dil bpl ah bh ch dh r8b r9b r10b r11b r12b r13b r14b r15b", 1),
-):
-    for n in names.split():
-        REG_BYTES[n] = size
-for i in range(16):
-    REG_BYTES[f"xmm{i}"] = 16
-    REG_BYTES[f"ymm{i}"] = 32
-STACK = re.compile(r"(-?0x[0-9a-f]+)?\(%rsp\)")
-LINE = re.compile(r"\s*([0-9a-f]+):\s*(\S+)\s*(.*)")
+# Instructions a store is taken to stay in the store buffer.
+WINDOW = 100
+# Where valgrind maps a position-independent main program on x86-64.
+PIE_BASE = 0x108000
+# The recent-store map is emptied this often (instructions): older stores left the buffer.
+FLUSH = 1 << 16
 
 
-def access_size(mnemonic, operands):
-    m = re.match(r"mov[sz]([bw])", mnemonic)
-    if m:
-        return {"b": 1, "w": 2}[m.group(1)]
-    for o in operands:
-        o = o.strip()
-        if o.startswith("%") and o[1:] in REG_BYTES:
-            return REG_BYTES[o[1:]]
-    suffix = {"b": 1, "w": 2, "l": 4, "q": 8}
-    return suffix.get(mnemonic[-1]) if len(mnemonic) > 3 else None
+def trace(cmd):
+    """Runs `cmd` under lackey; returns {(load pc, store pc): [count, distance]} and the
+    number of instructions traced."""
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-fd={w}", *cmd],
+        pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    os.close(w)
+    # Byte address -> (store sequence number, instruction count, start, size, pc).
+    recent = {}
+    hits = {}
+    icount = seq = 0
+    pc = 0
+    with os.fdopen(r, "r", buffering=1 << 20) as log:
+        for line in log:
+            kind = line[1] if line[0] == " " else line[0]
+            if kind == "I":
+                icount += 1
+                pc = line
+                if icount % FLUSH == 0:
+                    recent.clear()
+                continue
+            if kind not in "LSM" or line[0] != " ":
+                continue
+            a, n = line[3:].split(",")
+            a, n = int(a, 16), int(n)
+            if kind in "LM":
+                youngest = None
+                for b in range(a, a + n):
+                    e = recent.get(b)
+                    if e and icount - e[1] <= WINDOW and (not youngest or e[0] > youngest[0]):
+                        youngest = e
+                if youngest:
+                    _, at, start, size, spc = youngest
+                    if not (start <= a and a + n <= start + size):
+                        lpc = int(pc[3:].split(",")[0], 16)
+                        h = hits.setdefault((lpc, spc), [0, 0, n, size])
+                        h[0] += 1
+                        h[1] = icount - at
+            if kind in "SM":
+                seq += 1
+                spc = int(pc[3:].split(",")[0], 16)
+                e = (seq, icount, a, n, spc)
+                for b in range(a, a + n):
+                    recent[b] = e
+    out = proc.stdout.read()
+    if proc.wait() != 0:
+        sys.exit(f"{cmd[0]} failed under valgrind")
+    return hits, icount, out
+
+
+def describe(binary, addrs):
+    """Function and instruction at each address (valgrind's, so offset by PIE_BASE)."""
+    with open(binary, "rb") as f:
+        pie = f.read(18)[16] == 3  # e_type ET_DYN
+    base = PIE_BASE if pie else 0
+    names = {}
+    for a in addrs:
+        off = a - base
+        fn = subprocess.run(
+            ["addr2line", "-f", "-C", "-e", binary, f"{off:#x}"],
+            capture_output=True, text=True,
+        ).stdout.splitlines()
+        dis = subprocess.run(
+            ["objdump", "-d", "--no-show-raw-insn", "-C", f"--start-address={off:#x}",
+             f"--stop-address={off + 16:#x}", binary],
+            capture_output=True, text=True,
+        ).stdout
+        insn = next(
+            (m.group(1).strip() for m in re.finditer(rf"^\s*{off:x}:\s*(.*)$", dis, re.M)),
+            "?",
+        )
+        names[a] = (f"{off:x}", (fn[0] if fn else "?")[:90], insn.split("#")[0].strip())
+    return names
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    if not args:
         sys.exit(__doc__)
-    case = sys.argv[1]
-    batches = sys.argv[2] if len(sys.argv) > 2 else "300"
-    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
-        run = subprocess.run(
-            [
-                "valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-pos=no",
-                "--compress-strings=no", f"--callgrind-out-file={out.name}",
-                "--toggle-collect=weft_dataplane::pipeline::Pipeline::process",
-                BIN, case, batches,
-            ],
-            capture_output=True, text=True, check=True,
-        )
-        m = re.search(r"^batches processed: (\d+)$", run.stdout + run.stderr, re.M)
+    if args[0] == "--cmd":
+        cmd, per = args[1:], None
+    else:
+        batches = args[1] if len(args) > 1 else "50"
+        cmd, per = [BIN, args[0], batches], "packet"
+    hits, icount, out = trace(cmd)
+    packets = None
+    if per:
+        m = re.search(r"^batches processed: (\d+)$", out, re.M)
         if not m:
             sys.exit("the bench did not say how many batches it processed")
         packets = int(m.group(1)) * 64
-        cost = collections.Counter()
-        in_call = False
-        for line in open(out.name):
-            if line.startswith("calls="):
-                in_call = True
-            elif line.startswith("0x"):
-                if in_call:
-                    in_call = False
-                    continue
-                addr, _, ir = line.split()[:3]
-                cost[int(addr, 16)] += int(ir)
-    hot = sorted(a for a in cost if cost[a] / packets >= 0.01)
-    if not hot:
-        sys.exit("nothing ran inside Pipeline::process")
-    dis = subprocess.run(
-        ["objdump", "-d", "--no-show-raw-insn", "-C",
-         f"--start-address={hot[0]:#x}", f"--stop-address={hot[-1] + 16:#x}", BIN],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    stores = []
-    found = 0
-    for line in dis.splitlines():
-        m = LINE.match(line)
-        if not m or int(m.group(1), 16) not in cost:
-            continue
-        addr, mnemonic = int(m.group(1), 16), m.group(2)
-        text = m.group(3).split("#")[0].split("<")[0].strip()
-        operands = re.split(r",(?![^(]*\))", text)
-        stack = [(i, STACK.search(o)) for i, o in enumerate(operands) if STACK.search(o)]
-        if not stack or mnemonic.startswith(("lea", "nop", "call", "push", "pop")):
-            continue
-        i, mem = stack[0]
-        off, size = int(mem.group(1) or "0", 16), access_size(mnemonic, operands)
-        if not size:
-            continue
-        is_store = (
-            mnemonic.startswith("mov")
-            and not mnemonic.startswith(("movz", "movs"))
-            and i == len(operands) - 1
-        )
-        if is_store:
-            stores = (stores + [(addr, off, size)])[-64:]
-            continue
-        for s_addr, s_off, s_size in reversed(stores):
-            if s_off < off + size and off < s_off + s_size:
-                if not (s_off <= off and off + size <= s_off + s_size):
-                    found += 1
-                    print(
-                        f"{cost[addr] / packets:6.2f}/packet  {addr:x} {mnemonic} {text}: "
-                        f"{size} bytes at {off:#x}, over the {s_size}-byte store at "
-                        f"{s_off:#x} ({s_addr:x})"
-                    )
-                break
-    print(f"{found} suspect load(s) in {case}")
+    rows = sorted(hits.items(), key=lambda kv: -kv[1][0])
+    if packets:
+        rows = [r for r in rows if r[1][0] / packets >= 0.01]
+    else:
+        rows = rows[:30]
+    names = describe(cmd[0], {a for (l, s), _ in rows for a in (l, s)})
+    for (l, s), (count, dist, lsize, ssize) in rows:
+        how = f"{count / packets:6.2f}/packet" if packets else f"{count:8d}"
+        lo, lfn, li = names[l]
+        so, sfn, si = names[s]
+        print(f"{how}  load {lo} `{li}` ({lsize} bytes) in {lfn}")
+        print(f"{' ' * len(how)}  over store {so} `{si}` ({ssize} bytes) in {sfn}, "
+              f"{dist} instructions before")
+    print(f"{len(rows)} suspect load(s) in {icount} instructions traced")
 
 
 if __name__ == "__main__":
