@@ -28,11 +28,11 @@ run about once a packet. Needs valgrind and binutils (addr2line, objdump). A cas
 large table (100 000 routes) takes minutes to set up under lackey.
 """
 
-import collections
 import os
 import re
 import subprocess
 import sys
+import tempfile
 
 BIN = os.environ.get("WEFT_BENCH_COUNT", "target/release/weft-bench-count")
 # Instructions a store is taken to stay in the store buffer.
@@ -47,9 +47,12 @@ def trace(cmd):
     """Runs `cmd` under lackey; returns {(load pc, store pc): [count, distance]} and the
     number of instructions traced."""
     r, w = os.pipe()
+    # The program's output goes to a file: a pipe nobody reads until the trace ends could
+    # fill up and stop the program.
+    out_file = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         ["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-fd={w}", *cmd],
-        pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        pass_fds=(w,), stdout=out_file, stderr=subprocess.DEVNULL, text=True,
     )
     os.close(w)
     # Byte address -> (store sequence number, instruction count, start, size, pc).
@@ -74,7 +77,10 @@ def trace(cmd):
                 youngest = None
                 for b in range(a, a + n):
                     e = recent.get(b)
-                    if e and icount - e[1] <= WINDOW and (not youngest or e[0] > youngest[0]):
+                    # A store of the same instruction (lackey may list it first) is not
+                    # one the load waits for.
+                    fresh = e and 0 < icount - e[1] <= WINDOW
+                    if fresh and (not youngest or e[0] > youngest[0]):
                         youngest = e
                 if youngest:
                     _, at, start, size, spc = youngest
@@ -89,9 +95,10 @@ def trace(cmd):
                 e = (seq, icount, a, n, spc)
                 for b in range(a, a + n):
                     recent[b] = e
-    out = proc.stdout.read()
     if proc.wait() != 0:
         sys.exit(f"{cmd[0]} failed under valgrind")
+    out_file.seek(0)
+    out = out_file.read()
     return hits, icount, out
 
 
