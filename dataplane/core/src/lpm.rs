@@ -52,7 +52,11 @@
 //!
 //! `s` grows with the table, as the largest of 0, 6, 12, 16 and 18 with `2^s <= 8 * prefixes`
 //! (a direct array of at most 32 bytes, one node's size, per prefix): 0 (one direct entry,
-//! pointing at the root node) below 8 prefixes, 12 from 512, 18 (1 MiB) from 32 768 on. A table of a few routes takes a few hundred bytes ([`Lpm4::memory_bytes`]).
+//! pointing at the root node) below 8 prefixes, 12 from 512, 18 (1 MiB) from 32 768 on. An
+//! IPv4 table of 65 536 prefixes or more takes 20 (4 MiB, at most 64 bytes a prefix): the 12
+//! bits below are two whole levels, where 18 leaves three (6, 6 and 2), so its longest
+//! prefixes are one read closer. A table of a few routes takes a few hundred bytes
+//! ([`Lpm4::memory_bytes`]).
 //!
 //! # Invariants (established by the build, relied on by the lookup)
 //!
@@ -121,6 +125,15 @@ const _: () = assert!(BATCH_LANES <= 16 && BATCH_LANES.is_power_of_two());
 /// The sizes (in address bits) the direct array may have; see [`direct_bits_for`].
 const DIRECT_BITS: [u32; 5] = [0, 6, 12, 16, 18];
 
+/// The direct array of an IPv4 table of at least this many prefixes has [`V4_WIDE_DIRECT`]
+/// bits: 4 MiB, at most 64 bytes a prefix.
+const V4_WIDE_FROM: usize = 1 << 16;
+
+/// The direct bits of a large IPv4 table: the 12 bits below are two whole node levels, where
+/// 18 leaves three (6, 6 and 2), so an address under a /25 to /32 takes one node fewer, and
+/// /19 and /20 none.
+const V4_WIDE_DIRECT: u32 = 20;
+
 /// Errors of this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LpmError {
@@ -164,7 +177,7 @@ struct Node {
 
 /// An address as the lookup reads it: a big-endian integer, most significant bit first.
 trait Key: Copy + Default {
-    /// The first `s` bits (`s <= 18`), as an index into the direct array.
+    /// The first `s` bits (`s <= 20`), as an index into the direct array.
     fn top(self, s: u32) -> usize;
     /// The 6 bits starting at bit `o` (`o < width`), zero-padded past the end.
     fn chunk(self, o: u32) -> u32;
@@ -235,7 +248,7 @@ struct Trie {
     nodes: Box<[Node]>,
     /// Leaf values (`NO_ROUTE` for none); each node's runs contiguous.
     leaves: Box<[u32]>,
-    /// Bits indexing `direct`; one of [`DIRECT_BITS`].
+    /// Bits indexing `direct`; one of [`DIRECT_BITS`], or [`V4_WIDE_DIRECT`].
     direct_bits: u32,
     /// Distinct prefixes.
     len: usize,
@@ -480,10 +493,14 @@ fn normalize(
     Ok(v)
 }
 
-/// The direct array size for `n` distinct prefixes: the largest of [`DIRECT_BITS`] with
-/// `2^s <= 8n`, so the array never outweighs the nodes by much (at most 32 bytes a prefix,
-/// the size of one node).
-fn direct_bits_for(n: usize) -> u32 {
+/// The direct array size for `n` distinct prefixes of `width` bits: the largest of
+/// [`DIRECT_BITS`] with `2^s <= 8n`, so the array never outweighs the nodes by much (at most
+/// 32 bytes a prefix, the size of one node); [`V4_WIDE_DIRECT`] for an IPv4 table of
+/// [`V4_WIDE_FROM`] prefixes or more.
+fn direct_bits_for(n: usize, width: u8) -> u32 {
+    if width == 32 && n >= V4_WIDE_FROM {
+        return V4_WIDE_DIRECT;
+    }
     DIRECT_BITS
         .iter()
         .copied()
@@ -492,7 +509,7 @@ fn direct_bits_for(n: usize) -> u32 {
         .unwrap_or(0)
 }
 
-/// `w` bits of a left-aligned key starting at bit `o` (zero-padded past bit 127), `w <= 18`.
+/// `w` bits of a left-aligned key starting at bit `o` (zero-padded past bit 127), `w <= 20`.
 fn bits(key: u128, o: u32, w: u32) -> usize {
     if w == 0 {
         return 0;
@@ -738,7 +755,7 @@ fn build(
     width: u8,
 ) -> Result<Trie, LpmError> {
     let routes = normalize(routes, width)?;
-    let mut trie = build_trie(&routes, direct_bits_for(routes.len()))?;
+    let mut trie = build_trie(&routes, direct_bits_for(routes.len(), width))?;
     trie.small = small_list(&routes);
     Ok(trie)
 }
@@ -963,7 +980,7 @@ mod tests {
             .iter()
             .map(|&(k, len, id)| (k << (128 - u32::from(width)), len, id));
         let norm = normalize(keys, width).unwrap();
-        let s = s.unwrap_or_else(|| direct_bits_for(norm.len()));
+        let s = s.unwrap_or_else(|| direct_bits_for(norm.len(), width));
         build_trie(&norm, s).unwrap()
     }
 
@@ -1165,7 +1182,8 @@ mod tests {
             let mut rng = Rng(99);
             let rs = random_routes(&mut rng, 500, width);
             let naive = Naive::new(&rs, width);
-            for s in DIRECT_BITS {
+            let wide = (width == 32).then_some(V4_WIDE_DIRECT);
+            for s in DIRECT_BITS.into_iter().chain(wide) {
                 let t = build_raw(&rs, width, Some(s));
                 check_structure(&t, u32::from(width));
                 for &(k, l, _) in &rs {
@@ -1470,16 +1488,22 @@ mod tests {
 
     #[test]
     fn direct_size_grows_with_the_table() {
-        assert_eq!(direct_bits_for(0), 0);
-        assert_eq!(direct_bits_for(3), 0);
-        assert_eq!(direct_bits_for(7), 0);
-        assert_eq!(direct_bits_for(8), 6);
-        assert_eq!(direct_bits_for(511), 6);
-        assert_eq!(direct_bits_for(512), 12);
-        assert_eq!(direct_bits_for(1002), 12);
-        assert_eq!(direct_bits_for(8192), 16);
-        assert_eq!(direct_bits_for(32_767), 16);
-        assert_eq!(direct_bits_for(32_768), 18);
-        assert_eq!(direct_bits_for(1 << 20), 18);
+        for width in [32, 128] {
+            assert_eq!(direct_bits_for(0, width), 0);
+            assert_eq!(direct_bits_for(3, width), 0);
+            assert_eq!(direct_bits_for(7, width), 0);
+            assert_eq!(direct_bits_for(8, width), 6);
+            assert_eq!(direct_bits_for(511, width), 6);
+            assert_eq!(direct_bits_for(512, width), 12);
+            assert_eq!(direct_bits_for(1002, width), 12);
+            assert_eq!(direct_bits_for(8192, width), 16);
+            assert_eq!(direct_bits_for(32_767, width), 16);
+            assert_eq!(direct_bits_for(32_768, width), 18);
+            assert_eq!(direct_bits_for(65_535, width), 18);
+        }
+        assert_eq!(direct_bits_for(65_536, 32), 20);
+        assert_eq!(direct_bits_for(1 << 20, 32), 20);
+        assert_eq!(direct_bits_for(65_536, 128), 18);
+        assert_eq!(direct_bits_for(1 << 20, 128), 18);
     }
 }
