@@ -941,7 +941,7 @@ impl<'a> Ctx<'a> {
 
     /// Sets aside the packet being processed, addressed to router interface `rif`, for
     /// [`Ctx::route_deferred`].
-    #[inline(never)]
+    #[inline(always)]
     fn defer(&mut self, rif: RifIdx, l2: &L2Info, pkt: &PacketBuf) {
         let (l3, data) = (l2.l3_offset, pkt.data());
         let (dst, family) = match l2.ethertype {
