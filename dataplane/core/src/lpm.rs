@@ -183,8 +183,9 @@ trait Key: Copy + Default {
     fn chunk(self, o: u32) -> u32;
     /// The 64 bits starting at bit `o` (`o < width`), zero-padded past the end.
     fn bits64(self, o: u32) -> u64;
-    /// The whole key, left-aligned in 128 bits (as [`Route::key`]).
-    fn wide(self) -> u128;
+    /// Whether the key, left-aligned in 128 bits (as [`Route::key`]), is in the prefix
+    /// `prefix` whose mask is `mask`: `key & mask == prefix`.
+    fn in_prefix(self, prefix: u128, mask: u128) -> bool;
 }
 
 impl Key for u32 {
@@ -204,9 +205,12 @@ impl Key for u32 {
         u64::from(self.wrapping_shl(o)) << 32
     }
 
+    /// An IPv4 prefix and its mask are all in the high 64 bits (the low ones are zero in
+    /// both, as in the key): only those are compared.
     #[inline(always)]
-    fn wide(self) -> u128 {
-        u128::from(self) << 96
+    fn in_prefix(self, prefix: u128, mask: u128) -> bool {
+        let hi = |x: u128| u64::try_from(x >> 64).unwrap_or(0);
+        (u64::from(self) << 32) & hi(mask) == hi(prefix)
     }
 }
 
@@ -228,8 +232,8 @@ impl Key for u128 {
     }
 
     #[inline(always)]
-    fn wide(self) -> u128 {
-        self
+    fn in_prefix(self, prefix: u128, mask: u128) -> bool {
+        self & mask == prefix
     }
 }
 
@@ -287,11 +291,10 @@ impl Trie {
     #[inline(always)]
     fn lookup<K: Key>(&self, key: K) -> Option<RouteId> {
         if !self.small.is_empty() {
-            let k = key.wide();
             return self
                 .small
                 .iter()
-                .find(|r| k & r.mask == r.prefix)
+                .find(|r| key.in_prefix(r.prefix, r.mask))
                 .map(|r| r.id);
         }
         let e = *self.direct.get(key.top(self.direct_bits))?;
