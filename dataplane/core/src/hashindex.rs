@@ -48,6 +48,7 @@ impl Index {
         usize::try_from(h).unwrap_or(0) & self.mask
     }
 
+    #[inline(always)]
     pub(crate) fn find(&self, h: u32, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
         let mut i = self.home(h);
         loop {
