@@ -274,6 +274,18 @@ impl Pipeline {
         self.st.nat.as_ref().map_or(0, |n| n.sessions())
     }
 
+    /// Runs the warming pass alone over `batch`, whatever the size of the tables (tests:
+    /// `process` warms only tables of [`WARM_FROM`] entries or more).
+    #[cfg(test)]
+    pub(crate) fn warm_only(&self, batch: &Batch) {
+        warm_flow_state(
+            &self.tables,
+            self.st.ct.as_ref(),
+            self.st.nat.as_ref(),
+            batch,
+        );
+    }
+
     /// How many packets of the last batch were set aside for batched routing (tests).
     #[cfg(test)]
     pub(crate) fn set_aside_last_batch(&self) -> usize {
@@ -375,8 +387,8 @@ impl Pipeline {
         out: &mut Output,
     ) {
         out.actions.clear();
-        let ct = self.st.ct.as_ref().filter(|ct| !ct.is_empty());
-        let nat = self.st.nat.as_ref().filter(|n| n.sessions() > 0);
+        let ct = self.st.ct.as_ref().filter(|ct| ct.len() >= WARM_FROM);
+        let nat = self.st.nat.as_ref().filter(|n| n.sessions() >= WARM_FROM);
         if ct.is_some() || nat.is_some() {
             warm_flow_state(&self.tables, ct, nat, batch);
         }
@@ -408,6 +420,13 @@ impl Pipeline {
         }
     }
 }
+
+/// The flows (or NAT sessions) from which a table is warmed before a batch
+/// ([`warm_flow_state`]): at about 128 bytes an entry with its index, 16 384 take 2 MiB, a
+/// core's L2 cache on the hosts measured. A smaller table stays in the caches, where the
+/// pass costs as much as the misses it hides or more (measured at 10 000: route + firewall
+/// took the same cycles without it, SNAT 8% fewer).
+const WARM_FROM: usize = 16_384;
 
 // `warm_flow_state` marks a batch's TCP flows in the bits of one `u64`.
 const _: () = assert!(crate::BATCH_SIZE <= 64);

@@ -13,7 +13,7 @@ use crate::config::NodeConfig;
 use crate::counters::{DropReason, Event};
 use crate::ids::PortIdx;
 use crate::l3_tests::{Run, run_at};
-use crate::packet::{BufPool, Source};
+use crate::packet::{Batch, BufPool, PacketBuf, Source};
 use crate::pipeline::{Action, Output, Pipeline};
 use crate::testing::{arp, eth, icmp4_echo, ipv4, tcp4, udp};
 use crate::time::Timestamp;
@@ -179,6 +179,15 @@ fn a1_to_inet(flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     )
 }
 
+/// a2's IPv4 packet to 198.51.100.7 with protocol `proto` and transport bytes `l4`.
+fn a2_to_inet(proto: u8, df: bool, l4: &[u8]) -> Vec<u8> {
+    frame(
+        R1,
+        A2,
+        &ipv4(ip("10.0.0.11"), ip("198.51.100.7"), proto, 64, df, l4),
+    )
+}
+
 fn frame(dst: MacAddr, src: MacAddr, l3: &[u8]) -> Vec<u8> {
     eth(dst, src, 0x0800, l3)
 }
@@ -308,18 +317,7 @@ fn snat_translates_out_and_back_and_filters_the_unsolicited() {
 fn an_icmp_error_about_a_translated_flow_is_translated_back() {
     let mut p = Pipeline::new(tables(8080, 1000));
     with_gateway_resolved(&mut p);
-    let dgram = frame(
-        R1,
-        A2,
-        &ipv4(
-            ip("10.0.0.11"),
-            ip("198.51.100.7"),
-            17,
-            64,
-            false,
-            &udp(5000, 9, b"x"),
-        ),
-    );
+    let dgram = a2_to_inet(17, false, &udp(5000, 9, b"x"));
     let r = run(&mut p, A2P, &dgram);
     assert_eq!(r.action, Action::Port(PortIdx(3)));
     let quote = r.bytes[14..].to_vec();
@@ -618,4 +616,58 @@ fn batched_route_lookups_change_no_stateful_outcome() {
     assert!(plain.counters().events(Event::Routed) >= 120);
     assert!(plain.nat_sessions() >= 40);
     assert!(plain.conntrack_flows() >= 40);
+}
+
+/// The warming pass reads every packet of a batch before anything has checked it: whatever
+/// the bytes and wherever they come from, it must not panic. `process` warms only large
+/// tables (`WARM_FROM`), which the fuzz targets never build, so the pass is driven directly
+/// here, over frames of every kind cut short and with bytes flipped.
+#[test]
+fn warming_reads_any_bytes_without_failing() {
+    let mut p = Pipeline::new(tables(8080, 1000));
+    with_gateway_resolved(&mut p);
+    assert!(p.nat_sessions() > 0, "a session to find");
+    let seeds = [
+        a1_to_inet(0x10, 1, 1),
+        from_inet("203.0.113.11", 8080, 0x02, 1, 0),
+        from_inet("203.0.113.10", 999, 0x12, 1, 2),
+        a2_to_inet(17, true, &udp(53, 53, b"q")),
+        a2_to_inet(1, true, &icmp4_echo(7, 1, b"")),
+        eth(R1, A2, 0x86dd, &[0x60; 60]),
+    ];
+    let sources = [
+        A1P,
+        A2P,
+        C1P,
+        UPLINK,
+        Source::Underlay("192.168.100.2:4789".parse().unwrap()),
+        Source::None,
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        usize::try_from(x % u64::try_from(n).unwrap()).unwrap()
+    };
+    for _ in 0..300 {
+        let mut batch = Batch::new();
+        for _ in 0..crate::BATCH_SIZE {
+            let source = sources[next(sources.len())];
+            let mut f = seeds[next(seeds.len())].clone();
+            if matches!(source, Source::Underlay(_)) {
+                f.splice(0..0, [0x08, 0, 0, 0, 0, 0, 100, 0]);
+            }
+            for _ in 0..next(4) {
+                let i = next(f.len());
+                f[i] ^= u8::try_from(next(255) + 1).unwrap();
+            }
+            f.truncate(next(f.len() + 1));
+            let mut b = PacketBuf::new(2048);
+            assert!(b.fill(&f));
+            b.meta.source = source;
+            batch.push(b).unwrap();
+        }
+        p.warm_only(&batch);
+    }
 }
