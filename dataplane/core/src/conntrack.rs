@@ -463,7 +463,7 @@ impl Conntrack {
     /// for [`Conntrack::warm`].
     pub fn hash_of(&self, t: &Tuple) -> u32 {
         // Not `addrs`: the warming pass hands a tuple peeked into registers, which `addrs`
-        // had stored to memory again (20 instructions a packet).
+        // had stored to memory again (about 20 instructions a packet).
         flow_hash(
             &self.seeds,
             (addr(t.src), t.sport),

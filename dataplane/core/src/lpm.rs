@@ -53,10 +53,10 @@
 //! `s` grows with the table, as the largest of 0, 6, 12, 16 and 18 with `2^s <= 8 * prefixes`
 //! (a direct array of at most 32 bytes, one node's size, per prefix): 0 (one direct entry,
 //! pointing at the root node) below 8 prefixes, 12 from 512, 18 (1 MiB) from 32 768 on. An
-//! IPv4 table of 65 536 prefixes or more takes 20 (4 MiB, at most 64 bytes a prefix): the 12
-//! bits below are two whole levels, where 18 leaves three (6, 6 and 2), so its longest
-//! prefixes are one read closer. A table of a few routes takes a few hundred bytes
-//! ([`Lpm4::memory_bytes`]).
+//! IPv4 table of 65 536 prefixes or more takes 20 (4 MiB, a direct array of at most 64 bytes a
+//! prefix; with its nodes, about 68 bytes a prefix in the bench's tables): the 12 bits below
+//! are two whole levels, where 18 leaves three (6, 6 and 2), so its longest prefixes are one
+//! read closer. A table of a few routes takes a few hundred bytes ([`Lpm4::memory_bytes`]).
 //!
 //! # Invariants (established by the build, relied on by the lookup)
 //!
@@ -126,7 +126,7 @@ const _: () = assert!(BATCH_LANES <= 16 && BATCH_LANES.is_power_of_two());
 const DIRECT_BITS: [u32; 5] = [0, 6, 12, 16, 18];
 
 /// The direct array of an IPv4 table of at least this many prefixes has [`V4_WIDE_DIRECT`]
-/// bits: 4 MiB, at most 64 bytes a prefix.
+/// bits: 4 MiB, so the array takes at most 64 bytes a prefix.
 const V4_WIDE_FROM: usize = 1 << 16;
 
 /// The direct bits of a large IPv4 table: the 12 bits below are two whole node levels, where

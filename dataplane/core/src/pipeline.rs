@@ -959,7 +959,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sets aside the packet being processed, addressed to router interface `rif`, for
-    /// [`Ctx::route_deferred`].
+    /// [`Ctx::route_deferred`]. Inlined: as a call it cost six register saves and restores for
+    /// every packet set aside.
     #[inline(always)]
     fn defer(&mut self, rif: RifIdx, l2: &L2Info, pkt: &PacketBuf) {
         let (l3, data) = (l2.l3_offset, pkt.data());
