@@ -39,7 +39,7 @@ BIN = os.environ.get("WEFT_BENCH_COUNT", "target/release/weft-bench-count")
 WINDOW = 100
 # Where valgrind maps a position-independent main program on x86-64.
 PIE_BASE = 0x108000
-# The recent-store map is emptied this often (instructions): older stores left the buffer.
+# The recent-store map is pruned this often (instructions) of stores that left the buffer.
 FLUSH = 1 << 16
 
 
@@ -67,7 +67,7 @@ def trace(cmd):
                 icount += 1
                 pc = line
                 if icount % FLUSH == 0:
-                    recent.clear()
+                    recent = {b: e for b, e in recent.items() if icount - e[1] <= WINDOW}
                 continue
             if kind not in "LSM" or line[0] != " ":
                 continue
