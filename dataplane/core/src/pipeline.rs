@@ -423,9 +423,11 @@ impl Pipeline {
 
 /// The flows (or NAT sessions) from which a table is warmed before a batch
 /// ([`warm_flow_state`]): at about 128 bytes an entry with its index, 16 384 take 2 MiB, a
-/// core's L2 cache on the hosts measured. A smaller table stays in the caches, where the
-/// pass costs as much as the misses it hides or more (measured at 10 000: route + firewall
-/// took the same cycles without it, SNAT 8% fewer).
+/// core's L2 cache on the Intel host it was measured on (the AMD host's is 1 MiB; on both,
+/// L3 holds far more). A smaller table stays in the caches, where the pass costs as much as
+/// the misses it hides or more (measured on the Intel host at 10 000: route + firewall took
+/// the same cycles without it, SNAT 8% fewer). The 1M tables of the goals are warmed either
+/// way.
 const WARM_FROM: usize = 16_384;
 
 // `warm_flow_state` marks a batch's TCP flows in the bits of one `u64`.
